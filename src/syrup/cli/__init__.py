@@ -1,0 +1,1 @@
+"""Command-line entry points. Each component owns one sub-command module here."""
