@@ -10,7 +10,9 @@ from __future__ import annotations
 import typer
 
 from syrup import __version__, logs
+from syrup.cli import ci as ci_cli
 from syrup.cli import cluster as cluster_cli
+from syrup.cli import image as image_cli
 
 app = typer.Typer(
     name="syrup",
@@ -19,6 +21,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cluster_cli.app, name="cluster")
+app.add_typer(image_cli.app, name="image")
+app.add_typer(ci_cli.app, name="ci")
 
 
 def _print_version(value: bool) -> None:
