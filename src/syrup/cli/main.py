@@ -12,6 +12,7 @@ import typer
 from syrup import __version__, logs
 from syrup.cli import ci as ci_cli
 from syrup.cli import cluster as cluster_cli
+from syrup.cli import controller as controller_cli
 from syrup.cli import image as image_cli
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(image_cli.app, name="image")
 app.add_typer(ci_cli.app, name="ci")
+app.add_typer(controller_cli.app, name="controller")
 
 
 def _print_version(value: bool) -> None:
