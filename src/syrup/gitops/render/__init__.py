@@ -1,0 +1,177 @@
+"""Turning an Application's source into manifests: detection, the three tools, and a cache.
+
+The source type is detected like Argo CD does: ``Chart.yaml`` means Helm, a kustomization file
+means Kustomize, anything else is a directory of manifests; an explicit ``helm`` or
+``kustomize`` block in the spec wins. Rendering is pure (same inputs, same output), so results
+are cached by (repository, commit, path, render parameters, capabilities). When a new commit
+does not touch the paths an app renders from, the previous result is carried forward: in a
+monorepo, one app's commit re-renders only that app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from syrup.gitops import models
+from syrup.gitops.render import directory, helm, kustomize
+from syrup.gitops.render._manifests import Manifest, RenderError
+
+__all__ = ["Capabilities", "Manifest", "RenderCache", "RenderError", "Request", "detect"]
+
+Capabilities = helm.Capabilities
+
+
+def detect(app_dir: Path, source: models.Source) -> models.SourceType:
+    """Which tool renders this source."""
+    if source.helm is not None and (app_dir / "Chart.yaml").is_file():
+        return models.SourceType.HELM
+    if (app_dir / "Chart.yaml").is_file():
+        return models.SourceType.HELM
+    if any((app_dir / name).is_file() for name in kustomize.KUSTOMIZATION_FILES):
+        return models.SourceType.KUSTOMIZE
+    return models.SourceType.DIRECTORY
+
+
+def _source_dir(repo_root: Path, path: str) -> Path:
+    target = (repo_root / path).resolve()
+    if not target.is_relative_to(repo_root.resolve()):
+        raise RenderError("path leaves the repository", where=f"spec.source.path {path!r}")
+    if not target.is_dir():
+        raise RenderError(
+            "app path does not exist in the repository", where=f"spec.source.path {path!r}"
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything a render depends on."""
+
+    repo_url: str
+    sha: str
+    repo_root: Path
+    source: models.Source
+    app_name: str
+    namespace: str
+    capabilities: helm.Capabilities
+
+    def key(self) -> str:
+        raw = json.dumps(
+            [
+                self.repo_url,
+                self.source.render_key(),
+                self.app_name,
+                self.namespace,
+                self.capabilities.kube_version,
+                sorted(self.capabilities.api_versions),
+            ]
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Result:
+    sha: str
+    source_type: models.SourceType
+    manifests: tuple[Manifest, ...]
+    watched: tuple[str, ...]
+
+
+def render_now(req: Request) -> Result:
+    """Render synchronously (runs in a worker thread)."""
+    root = req.repo_root.resolve()
+    app_dir = _source_dir(root, req.source.path)
+    kind = detect(app_dir, req.source)
+    rel = app_dir.relative_to(root).as_posix()
+    watched: list[str] = [rel]
+    if kind is models.SourceType.HELM:
+        out = helm.render(
+            app_dir,
+            req.source.helm,
+            repo_root=root,
+            app_name=req.app_name,
+            namespace=req.namespace,
+            capabilities=req.capabilities,
+        )
+        watched = helm.watched_paths(rel, req.source.helm)
+    elif kind is models.SourceType.KUSTOMIZE:
+        out = kustomize.render(app_dir, req.source.kustomize, repo_root=root)
+        # A kustomization may pull bases from anywhere in the repository.
+        if ".." in _kustomization_text(app_dir):
+            watched = ["."]
+    else:
+        out = directory.render(app_dir, req.source.directory, repo_root=root)
+    return Result(sha=req.sha, source_type=kind, manifests=tuple(out), watched=tuple(watched))
+
+
+def _kustomization_text(app_dir: Path) -> str:
+    for name in kustomize.KUSTOMIZATION_FILES:
+        if (app_dir / name).is_file():
+            return (app_dir / name).read_text(encoding="utf-8", errors="replace")
+    return ""
+
+
+def touches(changed: frozenset[str], watched: tuple[str, ...]) -> bool:
+    """Whether any changed file lies under a watched path."""
+    for path in watched:
+        if path in (".", ""):
+            return bool(changed)
+        prefix = path.rstrip("/") + "/"
+        if any(c == path or c.startswith(prefix) for c in changed):
+            return True
+    return False
+
+
+class RenderCache:
+    """Bounded LRU of render results; also counts renders so tests can see reuse."""
+
+    def __init__(self, *, size: int = 2048) -> None:
+        self._entries: OrderedDict[str, Result] = OrderedDict()
+        self._size = size
+        self.renders = 0
+        self.renders_by_app: dict[str, int] = {}
+
+    def get(self, req: Request) -> Result | None:
+        hit = self._entries.get(req.key())
+        if hit is not None:
+            self._entries.move_to_end(req.key())
+        return hit
+
+    def put(self, req: Request, result: Result) -> None:
+        self._entries[req.key()] = result
+        self._entries.move_to_end(req.key())
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    async def render(self, req: Request, *, changed: frozenset[str] | None = None) -> Result:
+        """Cached render; ``changed`` are the paths changed since the cached commit, if known.
+
+        Failures are not cached: the next refresh tries again (the file may be fixed).
+        """
+        hit = self.get(req)
+        if hit is not None and (
+            hit.sha == req.sha or (changed is not None and not touches(changed, hit.watched))
+        ):
+            if hit.sha != req.sha:
+                hit = Result(
+                    sha=req.sha,
+                    source_type=hit.source_type,
+                    manifests=hit.manifests,
+                    watched=hit.watched,
+                )
+                self.put(req, hit)
+            return hit
+        self.renders += 1
+        self.renders_by_app[req.app_name] = self.renders_by_app.get(req.app_name, 0) + 1
+        result = await asyncio.to_thread(render_now, req)
+        self.put(req, result)
+        return result
+
+    def cached_sha(self, req: Request) -> str | None:
+        hit = self.get(req)
+        return hit.sha if hit else None

@@ -1,0 +1,222 @@
+"""The Helm source, rendered by Helm's own engine through ``helm-python-sdk``.
+
+Follows Argo CD's ``helm template`` call: the release name defaults to the Application's name,
+the namespace is the destination namespace, value files are read relative to the chart (and
+must stay inside the repository), then inline ``values``, then ``valuesObject``, then
+``parameters`` (Helm's ``--set``) override in that order. The target cluster's Kubernetes
+version and API versions are passed as capabilities, so ``.Capabilities.APIVersions.Has``
+reflects the destination; ``lookup`` returns nothing. Chart dependencies vendored in
+``charts/`` are used as they are; declared ones on local paths are built before rendering.
+
+NB: the SDK's public ``Chart.render`` does not expose the capability options that its C ABI
+accepts (``kube_version``, ``api_versions``); :func:`_render_chart` calls the same native
+function with them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import yaml
+from helm_python import _native
+
+from syrup.gitops import models
+from syrup.gitops.render import _manifests
+
+_deps_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What ``.Capabilities`` shows the templates: taken from the target cluster's discovery."""
+
+    kube_version: str = "v1.30.0"
+    api_versions: tuple[str, ...] = ()
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of user values: maps merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _value_file(chart_dir: Path, repo_root: Path, name: str, *, ignore_missing: bool) -> Any:
+    where = f"{chart_dir.relative_to(repo_root).as_posix()}/{name}"
+    if "://" in name:
+        raise _manifests.RenderError("remote value files are not supported", where=where)
+    path = (chart_dir / name).resolve()
+    if not path.is_relative_to(repo_root.resolve()):
+        raise _manifests.RenderError("value file is outside the repository", where=where)
+    if not path.is_file():
+        if ignore_missing:
+            return None
+        raise _manifests.RenderError("value file does not exist", where=where)
+    rel = path.relative_to(repo_root.resolve()).as_posix()
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise _manifests.RenderError(f"invalid YAML: {exc.problem}", where=f"{rel}{line}") from exc
+    if loaded is not None and not isinstance(loaded, dict):
+        raise _manifests.RenderError("a values file must hold a map", where=rel)
+    return loaded
+
+
+def user_values(chart_dir: Path, repo_root: Path, spec: models.HelmSource) -> dict[str, Any]:
+    """The values a user gave, merged in Argo CD's order of precedence."""
+    merged: dict[str, Any] = {}
+    for name in spec.value_files:
+        loaded = _value_file(
+            chart_dir, repo_root, name, ignore_missing=spec.ignore_missing_value_files
+        )
+        if loaded:
+            merged = deep_merge(merged, loaded)
+    if spec.values.strip():
+        try:
+            inline = yaml.safe_load(spec.values)
+        except yaml.YAMLError as exc:
+            raise _manifests.RenderError(
+                f"invalid YAML: {exc}", where="spec.source.helm.values"
+            ) from exc
+        if inline is not None and not isinstance(inline, dict):
+            raise _manifests.RenderError("must be a map", where="spec.source.helm.values")
+        merged = deep_merge(merged, inline or {})
+    if spec.values_object:
+        merged = deep_merge(merged, spec.values_object)
+    for param in spec.parameters:
+        expression = f"{param.name}={param.value}"
+        try:
+            parsed = (
+                helm.parse_set_string_values(expression)
+                if param.force_string
+                else helm.parse_set_string(expression)
+            )
+        except helm.HelmError as exc:
+            raise _manifests.RenderError(
+                str(exc), where=f"spec.source.helm.parameters {param.name}"
+            ) from exc
+        merged = deep_merge(merged, parsed)
+    return merged
+
+
+def watched_paths(chart_path: str, spec: models.HelmSource | None) -> list[str]:
+    """Repository paths whose change can change this render (the chart and its value files)."""
+    paths = [chart_path]
+    for name in spec.value_files if spec else ():
+        parent = (Path(chart_path) / name).parent
+        paths.append(_normpath(parent.as_posix()))
+    return paths
+
+
+def _normpath(path: str) -> str:
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts) or "."
+
+
+def _ensure_dependencies(chart_dir: Path, chart: helm.Chart) -> helm.Chart:
+    declared = chart.metadata.get("dependencies") or []
+    loaded = {d.get("name") for d in chart.dependencies}
+    missing = [d for d in declared if d.get("name") not in loaded]
+    if not missing:
+        return chart
+    with _deps_lock:
+        try:
+            helm.dependency_update(chart_dir)
+        except helm.HelmError as exc:
+            names = ", ".join(str(d.get("name")) for d in missing)
+            raise _manifests.RenderError(
+                f"chart dependencies {names} could not be built: {exc}", where="Chart.yaml"
+            ) from exc
+    chart.close()
+    return helm.Chart.load(chart_dir)
+
+
+def _render_chart(
+    chart: helm.Chart, values: dict[str, Any], *, release: str, namespace: str, caps: Capabilities
+) -> dict[str, str]:
+    opts: dict[str, Any] = {
+        "name": release,
+        "namespace": namespace,
+        "is_install": True,
+        "kube_version": caps.kube_version,
+        "api_versions": list(caps.api_versions),
+    }
+    rendered = _native.call_string(
+        "helm_render", chart._raw(), json.dumps(values), json.dumps(opts)
+    )
+    manifests: dict[str, str] = json.loads(rendered)
+    return manifests
+
+
+def render(
+    chart_dir: Path,
+    spec: models.HelmSource | None,
+    *,
+    repo_root: Path,
+    app_name: str,
+    namespace: str,
+    capabilities: Capabilities,
+) -> list[_manifests.Manifest]:
+    spec = spec or models.HelmSource()
+    rel = chart_dir.relative_to(repo_root).as_posix()
+    values = user_values(chart_dir, repo_root, spec)
+    try:
+        chart = helm.Chart.load(chart_dir)
+    except helm.HelmError as exc:
+        raise _manifests.RenderError(f"chart could not be loaded: {exc}", where=rel) from exc
+    try:
+        chart = _ensure_dependencies(chart_dir, chart)
+        release = spec.release_name or app_name
+        try:
+            files = _render_chart(
+                chart, values, release=release, namespace=namespace, caps=capabilities
+            )
+        except helm.HelmError as exc:
+            raise _manifests.RenderError(f"helm template failed: {exc}", where=rel) from exc
+        crds = chart.crds
+    finally:
+        chart.close()
+    return _collect(files, crds, chart_root=chart_dir.parent, repo_root=repo_root)
+
+
+def _collect(
+    files: Mapping[str, str],
+    crds: Sequence[Mapping[str, str]],
+    *,
+    chart_root: Path,
+    repo_root: Path,
+) -> list[_manifests.Manifest]:
+    out: list[_manifests.Manifest] = []
+    base = chart_root.relative_to(repo_root).as_posix()
+    for crd in crds:
+        out.extend(_manifests.parse(crd.get("data", ""), where=crd.get("filename", "crds")))
+    for name in sorted(files):
+        if not name.endswith((".yaml", ".yml", ".json")):
+            continue
+        where = name if base in ("", ".") else f"{base}/{name}"
+        for obj in _manifests.parse(files[name], where=where):
+            hook = (obj.get("metadata", {}).get("annotations") or {}).get("helm.sh/hook", "")
+            if "test" in str(hook).split(","):
+                continue
+            out.append(obj)
+    return out
