@@ -297,13 +297,17 @@ class Store:
         for rec in self._data.get("customresourcedefinitions.apiextensions.k8s.io", {}).values():
             self._register_crd(orjson.loads(rec.raw))
 
-    def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+    def close_watches(self) -> None:
+        """End every open watch (clients reconnect; used at shutdown)."""
         for watchers in self._watchers.values():
             for w in list(watchers):
                 w.queue.put_nowait(None)
         self._watchers.clear()
+
+    def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.close_watches()
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
