@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syrup.gitops import models
@@ -48,29 +49,23 @@ def _source_dir(repo_root: Path, path: str) -> Path:
     return target
 
 
+Checkout = Callable[[], Awaitable[Path]]
+Changes = Callable[[str], Awaitable[frozenset[str]]]
+
+
 @dataclass(frozen=True)
 class Request:
-    """Everything a render depends on."""
+    """Everything a render depends on (the tree itself is fetched only on a cache miss)."""
 
     repo_url: str
     sha: str
-    repo_root: Path
     source: models.Source
     app_name: str
     namespace: str
     capabilities: helm.Capabilities
 
     def key(self) -> str:
-        raw = json.dumps(
-            [
-                self.repo_url,
-                self.source.render_key(),
-                self.app_name,
-                self.namespace,
-                self.capabilities.kube_version,
-                sorted(self.capabilities.api_versions),
-            ]
-        )
+        raw = json.dumps([self.repo_url, self.source.render_key(), self.app_name, self.namespace])
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -80,15 +75,21 @@ class Result:
     source_type: models.SourceType
     manifests: tuple[Manifest, ...]
     watched: tuple[str, ...]
+    #: The capabilities a Helm render used (they only matter to Helm).
+    capabilities: helm.Capabilities | None = None
+
+    def reusable_for(self, req: Request) -> bool:
+        return self.capabilities is None or self.capabilities == req.capabilities
 
 
-def render_now(req: Request) -> Result:
+def render_now(req: Request, repo_root: Path) -> Result:
     """Render synchronously (runs in a worker thread)."""
-    root = req.repo_root.resolve()
+    root = repo_root.resolve()
     app_dir = _source_dir(root, req.source.path)
     kind = detect(app_dir, req.source)
     rel = app_dir.relative_to(root).as_posix()
     watched: list[str] = [rel]
+    caps = None
     if kind is models.SourceType.HELM:
         out = helm.render(
             app_dir,
@@ -99,6 +100,7 @@ def render_now(req: Request) -> Result:
             capabilities=req.capabilities,
         )
         watched = helm.watched_paths(rel, req.source.helm)
+        caps = req.capabilities
     elif kind is models.SourceType.KUSTOMIZE:
         out = kustomize.render(app_dir, req.source.kustomize, repo_root=root)
         # A kustomization may pull bases from anywhere in the repository.
@@ -106,7 +108,13 @@ def render_now(req: Request) -> Result:
             watched = ["."]
     else:
         out = directory.render(app_dir, req.source.directory, repo_root=root)
-    return Result(sha=req.sha, source_type=kind, manifests=tuple(out), watched=tuple(watched))
+    return Result(
+        sha=req.sha,
+        source_type=kind,
+        manifests=tuple(out),
+        watched=tuple(watched),
+        capabilities=caps,
+    )
 
 
 def _kustomization_text(app_dir: Path) -> str:
@@ -128,50 +136,39 @@ def touches(changed: frozenset[str], watched: tuple[str, ...]) -> bool:
 
 
 class RenderCache:
-    """Bounded LRU of render results; also counts renders so tests can see reuse."""
+    """Bounded LRU of render results; counts renders per app so tests can see reuse."""
 
-    def __init__(self, *, size: int = 2048) -> None:
+    def __init__(self, *, size: int = 4096) -> None:
         self._entries: OrderedDict[str, Result] = OrderedDict()
         self._size = size
         self.renders = 0
         self.renders_by_app: dict[str, int] = {}
 
-    def get(self, req: Request) -> Result | None:
-        hit = self._entries.get(req.key())
-        if hit is not None:
-            self._entries.move_to_end(req.key())
-        return hit
-
-    def put(self, req: Request, result: Result) -> None:
-        self._entries[req.key()] = result
-        self._entries.move_to_end(req.key())
+    def _put(self, key: str, result: Result) -> None:
+        self._entries[key] = result
+        self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    async def render(self, req: Request, *, changed: frozenset[str] | None = None) -> Result:
-        """Cached render; ``changed`` are the paths changed since the cached commit, if known.
+    async def render(self, req: Request, *, checkout: Checkout, changes: Changes) -> Result:
+        """Cached render of ``req``; the tree is checked out only on a miss.
 
-        Failures are not cached: the next refresh tries again (the file may be fixed).
+        A result for an older commit is carried forward when the paths changed since then do
+        not touch what it rendered from. Failures are not cached: the next refresh retries.
         """
-        hit = self.get(req)
-        if hit is not None and (
-            hit.sha == req.sha or (changed is not None and not touches(changed, hit.watched))
-        ):
-            if hit.sha != req.sha:
-                hit = Result(
-                    sha=req.sha,
-                    source_type=hit.source_type,
-                    manifests=hit.manifests,
-                    watched=hit.watched,
-                )
-                self.put(req, hit)
-            return hit
+        key = req.key()
+        hit = self._entries.get(key)
+        if hit is not None and hit.reusable_for(req):
+            if hit.sha == req.sha:
+                self._entries.move_to_end(key)
+                return hit
+            if not touches(await changes(hit.sha), hit.watched):
+                carried = replace(hit, sha=req.sha)
+                self._put(key, carried)
+                return carried
+        root = await checkout()
         self.renders += 1
         self.renders_by_app[req.app_name] = self.renders_by_app.get(req.app_name, 0) + 1
-        result = await asyncio.to_thread(render_now, req)
-        self.put(req, result)
+        result = await asyncio.to_thread(render_now, req, root)
+        self._put(key, result)
         return result
-
-    def cached_sha(self, req: Request) -> str | None:
-        hit = self.get(req)
-        return hit.sha if hit else None

@@ -117,7 +117,7 @@ def watched_paths(chart_path: str, spec: models.HelmSource | None) -> list[str]:
     for name in spec.value_files if spec else ():
         parent = (Path(chart_path) / name).parent
         paths.append(_normpath(parent.as_posix()))
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def _normpath(path: str) -> str:

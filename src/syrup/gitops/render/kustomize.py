@@ -9,6 +9,7 @@ and shared. Image overrides take ``kustomize edit set image`` forms: ``name:tag`
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -57,11 +58,12 @@ def image_override(expression: str) -> dict[str, str]:
     return {"name": name, **parts}
 
 
-def _overlay(app_dir: Path, spec: models.KustomizeSource) -> dict[str, Any]:
+def _overlay(app_dir: Path, overlay_dir: Path, spec: models.KustomizeSource) -> dict[str, Any]:
+    # Kustomize refuses absolute roots: point at the app folder relatively.
     overlay: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [str(app_dir)],
+        "resources": [os.path.relpath(app_dir, overlay_dir)],
     }
     if spec.images:
         overlay["images"] = [image_override(i) for i in spec.images]
@@ -84,7 +86,9 @@ def render(
         target = app_dir
         if spec is not None and spec != models.KustomizeSource():
             target = Path(tmp)
-            (target / "kustomization.yaml").write_text(yaml.safe_dump(_overlay(app_dir, spec)))
+            (target / "kustomization.yaml").write_text(
+                yaml.safe_dump(_overlay(app_dir, target, spec))
+            )
         proc = subprocess.run(
             [kubectl_path(), "kustomize", str(target)],
             capture_output=True,

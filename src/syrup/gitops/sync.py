@@ -1,0 +1,540 @@
+"""Plan, compare, apply and prune: one Application's desired manifests against the cluster.
+
+The steps follow Argo CD's sync (REFERENCE.md):
+
+* :func:`prepare` turns rendered manifests into :class:`Target` objects: the tracking label
+  ``app.kubernetes.io/instance`` is added, namespaced objects without a namespace get the
+  destination namespace, and each is matched to a served resource type through discovery.
+* :class:`Comparer` decides Synced/OutOfSync per resource from a server-side dry-run apply
+  compared with the live object (answers are memoised by desired and live content, so an
+  unchanged refresh makes no API call).
+* :func:`run` is a sync: a dry run of everything first (any failure stops the sync with
+  nothing applied), then server-side apply in sync order, then prune. Each resource's outcome
+  becomes a :class:`ResourceResult` with the server's message instead of an exception.
+
+Hooks (``argocd.argoproj.io/hook``) are applied in their phase's place in the order and are
+not part of the app's sync status; waiting between waves and hook deletion policies belong to
+the next iteration of this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from syrup import logs
+from syrup.gitops import diff, health, models, order
+from syrup.kube import cache as kcache
+from syrup.kube import client as kclient
+from syrup.kube import errors as kerrors
+
+_log = logs.get(__name__)
+
+FIELD_MANAGER = "syrup"
+PRUNE_FALSE = "Prune=false"
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+
+
+class SyncStatus(StrEnum):
+    SYNCED = "Synced"
+    OUT_OF_SYNC = "OutOfSync"
+    UNKNOWN = "Unknown"
+
+
+class ResultCode(StrEnum):
+    SYNCED = "Synced"
+    SYNC_FAILED = "SyncFailed"
+    PRUNED = "Pruned"
+    PRUNE_SKIPPED = "PruneSkipped"
+
+
+class Phase(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ERROR = "Error"
+
+
+@dataclass
+class Target:
+    """One desired object, ready to apply."""
+
+    obj: dict[str, Any]
+    key: kcache.Key
+    version: str
+    res: kclient.ApiResource | None
+    hook: bool
+    digest: str
+
+    @property
+    def display(self) -> str:
+        group = f".{self.key.group}" if self.key.group else ""
+        return f"{self.key.kind.lower()}{group}/{self.key.name}"
+
+
+@dataclass
+class ResourceStatus:
+    """One row of ``status.resources``."""
+
+    key: kcache.Key
+    version: str
+    status: SyncStatus
+    health: health.Health | None
+    requires_pruning: bool = False
+    hook: bool = False
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "group": self.key.group,
+            "version": self.version,
+            "kind": self.key.kind,
+            "namespace": self.key.namespace,
+            "name": self.key.name,
+            "status": str(self.status),
+        }
+        if self.health is not None:
+            out["health"] = self.health.to_json()
+        if self.requires_pruning:
+            out["requiresPruning"] = True
+        if self.hook:
+            out["hook"] = True
+        return out
+
+
+@dataclass
+class ResourceResult:
+    """One row of ``operationState.syncResult.resources``."""
+
+    key: kcache.Key
+    version: str
+    status: ResultCode
+    message: str
+    sync_phase: str = "Sync"
+    hook_type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "group": self.key.group,
+            "version": self.version,
+            "kind": self.key.kind,
+            "namespace": self.key.namespace,
+            "name": self.key.name,
+            "status": str(self.status),
+            "message": self.message,
+            "syncPhase": self.sync_phase,
+        }
+        if self.hook_type:
+            out["hookType"] = self.hook_type
+        return out
+
+
+@dataclass
+class Outcome:
+    phase: Phase
+    message: str
+    results: list[ResourceResult] = field(default_factory=list)
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha1(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def prepare(
+    manifests: Sequence[Mapping[str, Any]],
+    *,
+    app: str,
+    namespace: str,
+    discovery: kclient.Discovery,
+) -> list[Target]:
+    """Desired objects with the tracking label and default namespace, in sync order."""
+    targets = []
+    for manifest in manifests:
+        obj = copy.deepcopy(dict(manifest))
+        if order.is_skipped(obj):
+            continue
+        meta = obj.setdefault("metadata", {})
+        labels = meta.get("labels") or {}
+        meta["labels"] = {**labels, models.TRACKING_LABEL: app}
+        api_version = str(obj["apiVersion"])
+        res = discovery.find(api_version, str(obj["kind"]))
+        namespaced = res.namespaced if res is not None else True
+        if namespaced and not meta.get("namespace") and namespace:
+            meta["namespace"] = namespace
+        if res is not None and not res.namespaced:
+            meta.pop("namespace", None)
+        group, _, version = api_version.rpartition("/")
+        name = str(meta.get("name") or meta.get("generateName") or "")
+        key = kcache.Key(group, str(obj["kind"]), str(meta.get("namespace") or ""), name)
+        targets.append(
+            Target(
+                obj=obj,
+                key=key,
+                version=version,
+                res=res,
+                hook=order.is_hook(obj),
+                digest=_digest(obj),
+            )
+        )
+    return order_targets(targets)
+
+
+def order_targets(targets: list[Target]) -> list[Target]:
+    return sorted(targets, key=lambda t: order.sort_key(t.obj))
+
+
+def is_top_level(obj: Mapping[str, Any]) -> bool:
+    """Objects another object created (a Deployment's ReplicaSets) are not the app's own;
+    neither is an object already being deleted."""
+    meta = obj.get("metadata") or {}
+    return not meta.get("ownerReferences") and not meta.get("deletionTimestamp")
+
+
+def _missing_kind_message(target: Target) -> str:
+    api = target.obj.get("apiVersion")
+    return (
+        f"the server does not serve kind {target.key.kind} in {api} "
+        f"(is the CustomResourceDefinition for {target.key.kind} installed?)"
+    )
+
+
+class Comparer:
+    """Synced or OutOfSync per resource, from dry-run answers memoised by content."""
+
+    def __init__(self, client: kclient.Client) -> None:
+        self.client = client
+        self._memo: dict[tuple[str, str], tuple[bool, dict[str, Any] | None]] = {}
+        self.dry_runs = 0
+
+    def live_digest(self, live: Mapping[str, Any]) -> str:
+        return _digest(diff.normalize(live))
+
+    def remember(self, target: Target, live: Mapping[str, Any]) -> None:
+        """After an apply, the object as stored is what Git asked for."""
+        self._memo[(target.digest, self.live_digest(live))] = (True, None)
+
+    async def predicted(self, target: Target) -> dict[str, Any]:
+        """What the server would hold after applying (raises the server's error)."""
+        assert target.res is not None
+        self.dry_runs += 1
+        return await self.client.apply(
+            target.res, target.obj, field_manager=FIELD_MANAGER, dry_run=True
+        )
+
+    async def compare(
+        self, target: Target, live: Mapping[str, Any] | None
+    ) -> tuple[SyncStatus, str]:
+        if target.res is None:
+            return SyncStatus.OUT_OF_SYNC, _missing_kind_message(target)
+        if live is None:
+            return SyncStatus.OUT_OF_SYNC, ""
+        memo_key = (target.digest, self.live_digest(live))
+        known = self._memo.get(memo_key)
+        if known is None:
+            try:
+                predicted = await self.predicted(target)
+            except kerrors.ApiError as exc:
+                return SyncStatus.OUT_OF_SYNC, exc.message
+            known = (diff.equal(predicted, live), predicted)
+            if len(self._memo) > 50_000:
+                self._memo.clear()
+            self._memo[memo_key] = known
+        return (SyncStatus.SYNCED if known[0] else SyncStatus.OUT_OF_SYNC), ""
+
+    async def diff_text(self, target: Target, live: Mapping[str, Any] | None) -> str:
+        if target.res is None:
+            return ""
+        predicted = await self.predicted(target)
+        return diff.unified(live, predicted, name=target.display)
+
+
+@dataclass
+class Comparison:
+    status: SyncStatus
+    resources: list[ResourceStatus]
+    extra: list[dict[str, Any]]
+    messages: dict[kcache.Key, str]
+
+    @property
+    def drifted(self) -> bool:
+        return self.status is SyncStatus.OUT_OF_SYNC
+
+
+async def compare(
+    targets: Sequence[Target], *, app: str, cache: kcache.LiveCache, comparer: Comparer
+) -> Comparison:
+    """The app's sync status and one row per resource (desired, and live extras to prune)."""
+    wanted = {t.key for t in targets}
+    rows: list[ResourceStatus] = []
+    messages: dict[kcache.Key, str] = {}
+
+    async def one(target: Target) -> ResourceStatus:
+        live = cache.get(target.key)
+        status, message = await comparer.compare(target, live)
+        if message:
+            messages[target.key] = message
+        return ResourceStatus(
+            key=target.key,
+            version=target.version,
+            status=status,
+            health=health.assess(live) if not target.hook else None,
+            hook=target.hook,
+            message=message,
+        )
+
+    plain = [t for t in targets if not t.hook]
+    rows = list(await asyncio.gather(*(one(t) for t in plain)))
+    extra = [
+        obj
+        for obj in cache.tracked(app)
+        if kcache.key_of(obj) not in wanted and is_top_level(obj) and not order.is_hook(obj)
+    ]
+    for obj in extra:
+        key = kcache.key_of(obj)
+        rows.append(
+            ResourceStatus(
+                key=key,
+                version=str(obj.get("apiVersion", "")).rpartition("/")[2],
+                status=SyncStatus.OUT_OF_SYNC,
+                health=health.assess(obj),
+                requires_pruning=True,
+            )
+        )
+    rows.sort(key=lambda r: (r.key.group, r.key.kind, r.key.namespace, r.key.name))
+    synced = all(r.status is SyncStatus.SYNCED for r in rows)
+    return Comparison(
+        status=SyncStatus.SYNCED if synced else SyncStatus.OUT_OF_SYNC,
+        resources=rows,
+        extra=extra,
+        messages=messages,
+    )
+
+
+# -- the sync operation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    prune: bool
+    create_namespace: bool
+    namespace: str
+    dry_run: bool = False
+
+
+def _result(target: Target, code: ResultCode, message: str) -> ResourceResult:
+    phases = order.hook_phases(target.obj)
+    return ResourceResult(
+        key=target.key,
+        version=target.version,
+        status=code,
+        message=message,
+        sync_phase=order.phase(target.obj).label,
+        hook_type=phases[0] if phases else "",
+    )
+
+
+class Syncer:
+    """Runs one sync of one app against one cluster."""
+
+    def __init__(
+        self,
+        client: kclient.Client,
+        cache: kcache.LiveCache,
+        comparer: Comparer,
+        *,
+        app: str,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.comparer = comparer
+        self.app = app
+        self.log = _log.bind(app=app)
+
+    async def run(self, targets: list[Target], opts: Options) -> Outcome:
+        # A dry run of everything first: one bad object stops the sync before anything lands.
+        failures = await self._dry_run_all(targets)
+        if failures:
+            return Outcome(
+                Phase.FAILED,
+                "one or more objects failed to apply (dry run): "
+                + "; ".join(f"{r.key}: {r.message}" for r in failures),
+                failures,
+            )
+        if opts.dry_run:
+            return Outcome(Phase.SUCCEEDED, "dry run succeeded", [])
+
+        results: list[ResourceResult] = []
+        if opts.create_namespace and opts.namespace:
+            failed = await self._create_namespace(opts.namespace)
+            if failed is not None:
+                return Outcome(Phase.FAILED, failed, [])
+
+        applied_ok = await self._apply_in_order(targets, results)
+        if not applied_ok:
+            failed_msgs = [
+                f"{r.key}: {r.message}" for r in results if r.status is ResultCode.SYNC_FAILED
+            ]
+            return Outcome(
+                Phase.FAILED,
+                "one or more objects failed to apply: " + "; ".join(failed_msgs),
+                results,
+            )
+
+        await self._prune(targets, results, prune=opts.prune)
+        return Outcome(Phase.SUCCEEDED, "successfully synced (all tasks run)", results)
+
+    async def _dry_run_all(self, targets: list[Target]) -> list[ResourceResult]:
+        crd_kinds = self._kinds_defined_by(targets)
+        failures: list[ResourceResult] = []
+
+        async def one(target: Target) -> None:
+            if target.res is None:
+                # A custom resource whose CRD is part of this same sync cannot be dry-run yet.
+                if (target.key.group, target.key.kind) not in crd_kinds:
+                    failures.append(
+                        _result(target, ResultCode.SYNC_FAILED, _missing_kind_message(target))
+                    )
+                return
+            if not target.key.name or "name" not in target.obj["metadata"]:
+                return  # generateName hooks are created, not applied
+            try:
+                await self.comparer.predicted(target)
+            except kerrors.NotFound as exc:
+                # The namespace may be created by this sync (CreateNamespace or a Namespace).
+                if "namespace" in exc.message.lower() or "namespaces" in exc.message.lower():
+                    return
+                failures.append(_result(target, ResultCode.SYNC_FAILED, exc.message))
+            except kerrors.ApiError as exc:
+                failures.append(_result(target, ResultCode.SYNC_FAILED, exc.message))
+
+        await asyncio.gather(*(one(t) for t in targets))
+        return sorted(failures, key=lambda r: r.key)
+
+    @staticmethod
+    def _kinds_defined_by(targets: list[Target]) -> set[tuple[str, str]]:
+        kinds = set()
+        for t in targets:
+            if t.key.kind == "CustomResourceDefinition":
+                spec = t.obj.get("spec") or {}
+                kind = (spec.get("names") or {}).get("kind")
+                if kind:
+                    kinds.add((str(spec.get("group", "")), str(kind)))
+        return kinds
+
+    async def _create_namespace(self, namespace: str) -> str | None:
+        res = self.cache.discovery.find("v1", "Namespace")
+        if res is None or self.cache.get(kcache.Key("", "Namespace", "", namespace)):
+            return None
+        try:
+            obj = await self.client.apply(
+                res,
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                field_manager=FIELD_MANAGER,
+            )
+        except kerrors.ApiError as exc:
+            return f"namespace {namespace} could not be created: {exc.message}"
+        self.cache.record(obj)
+        self.log.info("namespace created", namespace=namespace)
+        return None
+
+    async def _resolve_late(self, target: Target) -> None:
+        """A custom resource whose CRD was just applied: wait for discovery to serve it."""
+        for _ in range(40):
+            discovery = await self.client.discover()
+            res = discovery.find(str(target.obj["apiVersion"]), target.key.kind)
+            if res is not None:
+                target.res = res
+                return
+            await asyncio.sleep(0.25)
+
+    async def _apply_in_order(self, targets: list[Target], results: list[ResourceResult]) -> bool:
+        waves: dict[tuple[int, int], list[Target]] = {}
+        for target in targets:
+            waves.setdefault((int(order.phase(target.obj)), order.wave(target.obj)), []).append(
+                target
+            )
+        for wave_key in sorted(waves):
+            if wave_key[0] == int(order.Phase.SYNC_FAIL):
+                continue
+            wave_ok = True
+            for target in waves[wave_key]:
+                result = await self._apply_one(target)
+                results.append(result)
+                wave_ok &= result.status is not ResultCode.SYNC_FAILED
+            if not wave_ok:
+                return False
+        return True
+
+    async def _apply_one(self, target: Target) -> ResourceResult:
+        if target.res is None:
+            await self._resolve_late(target)
+        if target.res is None:
+            return _result(target, ResultCode.SYNC_FAILED, _missing_kind_message(target))
+        live = self.cache.get(target.key)
+        try:
+            if "name" not in target.obj["metadata"]:
+                obj = await self.client.create(target.res, target.obj, field_manager=FIELD_MANAGER)
+                verb = "created"
+            else:
+                obj = await self.client.apply(target.res, target.obj, field_manager=FIELD_MANAGER)
+                verb = (
+                    "created"
+                    if live is None
+                    else ("unchanged" if diff.equal(obj, live) else "configured")
+                )
+        except kerrors.ApiError as exc:
+            self.log.warning("apply failed", resource=str(target.key), error=exc.message)
+            return _result(target, ResultCode.SYNC_FAILED, exc.message)
+        self.cache.record(obj)
+        if not target.hook:
+            self.comparer.remember(target, obj)
+        return _result(target, ResultCode.SYNCED, f"{target.display} {verb}")
+
+    async def _prune(
+        self, targets: list[Target], results: list[ResourceResult], *, prune: bool
+    ) -> None:
+        wanted = {t.key for t in targets}
+        extra = [
+            o
+            for o in self.cache.tracked(self.app)
+            if kcache.key_of(o) not in wanted and is_top_level(o) and not order.is_hook(o)
+        ]
+        # Prune in reverse sync order: dependents before what they depend on.
+        extra.sort(key=order.sort_key, reverse=True)
+        for obj in extra:
+            key = kcache.key_of(obj)
+            version = str(obj.get("apiVersion", "")).rpartition("/")[2]
+            display = f"{key.kind.lower()}/{key.name}"
+            keep = PRUNE_FALSE in str(_annotations(obj).get(SYNC_OPTIONS, ""))
+            if not prune or keep:
+                results.append(
+                    ResourceResult(
+                        key, version, ResultCode.PRUNE_SKIPPED, "ignored (requires pruning)"
+                    )
+                )
+                continue
+            res = self.cache.discovery.by_group_kind(key.group, key.kind)
+            if res is None:
+                continue
+            try:
+                await self.client.delete(
+                    res, namespace=key.namespace or None, name=key.name, propagation="Background"
+                )
+            except kerrors.NotFound:
+                pass
+            except kerrors.ApiError as exc:
+                results.append(ResourceResult(key, version, ResultCode.SYNC_FAILED, exc.message))
+                continue
+            self.cache.forget(key)
+            results.append(ResourceResult(key, version, ResultCode.PRUNED, f"{display} pruned"))

@@ -1,0 +1,249 @@
+"""A watch-based cache of a cluster's live state, so a reconcile reads memory, not the API.
+
+Argo CD's gitops-engine keeps the same kind of cache: list each resource type once, then follow
+a watch from the list's resourceVersion; a watch that expires (410 Gone) relists. New resource
+types appear when a CustomResourceDefinition becomes established: the cache watches CRDs,
+re-runs discovery and starts watching the new types. Objects are stored without
+``managedFields`` (the largest and least useful part for diffing) and indexed by the tracking
+label, so "everything app X owns" is one dictionary lookup.
+
+Listeners get ``(key, old, new)`` for every change; they must be cheap (they run on the event
+loop), typically putting an app on a work queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from syrup import logs
+from syrup.kube import client as kclient
+from syrup.kube import errors as kerrors
+
+_log = logs.get(__name__)
+
+#: Types that change constantly and are never an app's resource worth tracking.
+SKIPPED = frozenset(
+    {
+        ("", "Event"),
+        ("events.k8s.io", "Event"),
+        ("coordination.k8s.io", "Lease"),
+        ("discovery.k8s.io", "EndpointSlice"),
+        ("", "Endpoints"),
+    }
+)
+
+
+@dataclass(frozen=True, order=True)
+class Key:
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}.{self.group or 'core'} {where}{self.name}"
+
+
+Listener = Callable[[Key, dict[str, Any] | None, dict[str, Any] | None], None]
+DiscoveryListener = Callable[[kclient.Discovery], None]
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    meta = obj.get("metadata") or {}
+    return Key(group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta["name"]))
+
+
+class LiveCache:
+    """Everything the watched cluster holds, kept current by one watch per resource type."""
+
+    def __init__(
+        self,
+        client: kclient.Client,
+        discovery: kclient.Discovery,
+        *,
+        tracking_label: str,
+        skipped: Iterable[tuple[str, str]] = SKIPPED,
+    ) -> None:
+        self.client = client
+        self.discovery = discovery
+        self.tracking_label = tracking_label
+        self.skipped = frozenset(skipped)
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.by_app: dict[str, set[Key]] = {}
+        self.listeners: list[Listener] = []
+        self.discovery_listeners: list[DiscoveryListener] = []
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._listed: dict[tuple[str, str], asyncio.Event] = {}
+        self._rediscover: asyncio.Task[None] | None = None
+        self.lists = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start watching every type; return once each has been listed once."""
+        self._start_types(self.discovery)
+        await self.wait_synced()
+
+    async def wait_synced(self, timeout: float = 60.0) -> None:
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._listed.values())), timeout)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        if self._rediscover is not None:
+            tasks.append(self._rediscover)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def _start_types(self, discovery: kclient.Discovery) -> None:
+        for res in discovery.watchable():
+            if res.group_kind in self.skipped or res.group_kind in self._tasks:
+                continue
+            self._listed[res.group_kind] = asyncio.Event()
+            self._tasks[res.group_kind] = asyncio.create_task(
+                self._follow(res), name=f"watch {res.plural}.{res.group}"
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self.objects.get(key)
+
+    def tracked(self, app: str) -> list[dict[str, Any]]:
+        return [self.objects[k] for k in sorted(self.by_app.get(app, ())) if k in self.objects]
+
+    def of_kind(self, group: str, kind: str) -> list[dict[str, Any]]:
+        return [o for k, o in self.objects.items() if k.group == group and k.kind == kind]
+
+    def watching(self, group: str, kind: str) -> bool:
+        event = self._listed.get((group, kind))
+        return event is not None and event.is_set()
+
+    # -- writes from the outside (an apply's answer is fresher than the watch) -------------
+
+    def record(self, obj: dict[str, Any]) -> None:
+        self._store(key_of(obj), obj)
+
+    def forget(self, key: Key) -> None:
+        self._remove(key)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _app_of(self, obj: dict[str, Any] | None) -> str | None:
+        if obj is None:
+            return None
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        value = labels.get(self.tracking_label)
+        return str(value) if value else None
+
+    def _store(self, key: Key, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        meta.pop("managedFields", None)
+        old = self.objects.get(key)
+        self.objects[key] = obj
+        old_app, new_app = self._app_of(old), self._app_of(obj)
+        if old_app != new_app:
+            if old_app:
+                self.by_app.get(old_app, set()).discard(key)
+            if new_app:
+                self.by_app.setdefault(new_app, set()).add(key)
+        self._notify(key, old, obj)
+
+    def _remove(self, key: Key) -> None:
+        old = self.objects.pop(key, None)
+        app = self._app_of(old)
+        if app:
+            self.by_app.get(app, set()).discard(key)
+        if old is not None:
+            self._notify(key, old, None)
+
+    def _notify(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(key, old, new)
+            except Exception:
+                _log.exception("cache listener failed", key=str(key))
+        if key.group == "apiextensions.k8s.io" and key.kind == "CustomResourceDefinition":
+            self._schedule_rediscovery()
+
+    def _schedule_rediscovery(self) -> None:
+        if self._rediscover is None or self._rediscover.done():
+            self._rediscover = asyncio.create_task(self._rediscover_soon())
+
+    async def _rediscover_soon(self) -> None:
+        # Several CRDs usually arrive together: one discovery for the batch.
+        await asyncio.sleep(0.3)
+        for attempt in range(20):
+            try:
+                discovery = await self.client.discover()
+            except kerrors.ApiError as exc:
+                _log.warning("discovery failed", error=str(exc), attempt=attempt)
+                await asyncio.sleep(1)
+                continue
+            self.discovery = discovery
+            self._start_types(discovery)
+            served = {r.group_kind for r in discovery.resources}
+            for gk, task in list(self._tasks.items()):
+                if gk not in served:
+                    task.cancel()
+                    del self._tasks[gk]
+                    self._listed.pop(gk, None)
+                    for key in [k for k in self.objects if (k.group, k.kind) == gk]:
+                        self._remove(key)
+            for listener in self.discovery_listeners:
+                listener(discovery)
+            return
+
+    async def _follow(self, res: kclient.ApiResource) -> None:
+        log = _log.bind(resource=f"{res.plural}.{res.group}" if res.group else res.plural)
+        backoff = 0.5
+        while True:
+            try:
+                items, version = await self.client.list(res)
+                self.lists += 1
+                self._replace_all(res, items)
+                self._listed[res.group_kind].set()
+                backoff = 0.5
+                while True:
+                    async for kind, obj in self.client.watch(res, resource_version=version):
+                        version = str((obj.get("metadata") or {}).get("resourceVersion", version))
+                        if kind == "BOOKMARK":
+                            continue
+                        obj.setdefault("apiVersion", res.api_version)
+                        obj.setdefault("kind", res.kind)
+                        if kind == "DELETED":
+                            self._remove(key_of(obj))
+                        else:
+                            self._store(key_of(obj), obj)
+            except asyncio.CancelledError:
+                raise
+            except kerrors.Gone:
+                log.debug("watch expired; relisting")
+            except kerrors.NotFound:
+                # The type went away (its CRD was deleted); rediscovery will stop this task.
+                self._listed[res.group_kind].set()
+                await asyncio.sleep(5)
+            except Exception as exc:
+                log.warning("watch failed; retrying", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+
+    def _replace_all(self, res: kclient.ApiResource, items: list[dict[str, Any]]) -> None:
+        fresh = {key_of(o): o for o in items}
+        for key in [k for k in self.objects if (k.group, k.kind) == res.group_kind]:
+            if key not in fresh:
+                self._remove(key)
+        for key, obj in fresh.items():
+            old = self.objects.get(key)
+            old_rv = ((old or {}).get("metadata") or {}).get("resourceVersion")
+            if old is None or old_rv != obj["metadata"].get("resourceVersion"):
+                self._store(key, obj)
