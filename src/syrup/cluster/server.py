@@ -133,7 +133,7 @@ class ClusterApp:
         except errors.ApiError as exc:
             response = _error_response(exc)
         except Exception as exc:  # a bug must still answer as a Status, and be logged
-            log.exception("request failed", method=request.method, path=request.url.path)
+            log.exception("request failed", method=request.method, path=request.scope["path"])
             response = _error_response(errors.InternalError(f"internal error: {exc}"))
         await response(scope, receive, send)
 
@@ -154,7 +154,7 @@ class ClusterApp:
         raise errors.Unauthorized("Unauthorized")
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.url.path
+        path: str = request.scope["path"]
         if path in _PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             if path.startswith("/version"):
                 return _json_response(KUBE_VERSION)
@@ -660,6 +660,9 @@ class LocalCluster:
             timeout_graceful_shutdown=2,
             timeout_keep_alive=60,
             http="httptools",
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve())
