@@ -1,7 +1,46 @@
-"""``syrup controller``: run the GitOps controller against a cluster."""
+"""``syrup controller``: run the GitOps controller against any cluster through a kubeconfig."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="Run the GitOps controller against a cluster.", no_args_is_help=True)
+from syrup import errors
+from syrup.gitops import controller
+
+app = typer.Typer(help="Run the GitOps controller against a cluster.", invoke_without_command=True)
+
+
+@app.callback()
+def run(
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="Kubeconfig of the cluster (default: $KUBECONFIG)."
+    ),
+    context: str | None = typer.Option(None, "--context", help="Kubeconfig context to use."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where clones are cached."),
+    namespace: list[str] = typer.Option(
+        ["argocd"], "--namespace", "-n", help="Namespaces to watch for Applications."
+    ),
+    workers: int = typer.Option(8, "--workers", help="Applications reconciled in parallel."),
+    refresh_seconds: float = typer.Option(120.0, "--refresh-seconds", help="Refresh period."),
+    jitter_seconds: float = typer.Option(60.0, "--jitter-seconds", help="Refresh jitter."),
+) -> None:
+    """Keep the cluster equal to what its Applications' Git sources say."""
+    settings = controller.Settings(
+        kubeconfig=kubeconfig,
+        context=context,
+        data_dir=data_dir,
+        namespaces=tuple(namespace),
+        workers=workers,
+        refresh_seconds=refresh_seconds,
+        jitter_seconds=jitter_seconds,
+    )
+    try:
+        asyncio.run(controller.run(settings))
+    except KeyboardInterrupt:
+        pass
+    except errors.SyrupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

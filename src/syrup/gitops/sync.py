@@ -363,7 +363,10 @@ class Syncer:
 
     async def run(self, targets: list[Target], opts: Options) -> Outcome:
         # A dry run of everything first: one bad object stops the sync before anything lands.
-        failures = await self._dry_run_all(targets)
+        creatable = {t.key.name for t in targets if t.key.group == "" and t.key.kind == "Namespace"}
+        if opts.create_namespace and opts.namespace:
+            creatable.add(opts.namespace)
+        failures = await self._dry_run_all(targets, creatable)
         if failures:
             return Outcome(
                 Phase.FAILED,
@@ -394,7 +397,9 @@ class Syncer:
         await self._prune(targets, results, prune=opts.prune)
         return Outcome(Phase.SUCCEEDED, "successfully synced (all tasks run)", results)
 
-    async def _dry_run_all(self, targets: list[Target]) -> list[ResourceResult]:
+    async def _dry_run_all(
+        self, targets: list[Target], creatable: set[str]
+    ) -> list[ResourceResult]:
         crd_kinds = self._kinds_defined_by(targets)
         failures: list[ResourceResult] = []
 
@@ -412,7 +417,7 @@ class Syncer:
                 await self.comparer.predicted(target)
             except kerrors.NotFound as exc:
                 # The namespace may be created by this sync (CreateNamespace or a Namespace).
-                if "namespace" in exc.message.lower() or "namespaces" in exc.message.lower():
+                if any(f'"{ns}"' in exc.message for ns in creatable):
                     return
                 failures.append(_result(target, ResultCode.SYNC_FAILED, exc.message))
             except kerrors.ApiError as exc:

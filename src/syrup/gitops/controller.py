@@ -1,0 +1,765 @@
+"""The GitOps controller: keep a cluster equal to what Applications' Git sources say.
+
+Shape (after Argo CD's application controller, REFERENCE.md):
+
+* Applications and AppProjects are custom resources (``argoproj.io/v1alpha1``) in the cluster
+  the controller runs against; their CRDs and the ``default`` project are installed when
+  missing. Applications are watched in a configurable set of namespaces.
+* Everything reads one watch-based :class:`~syrup.kube.cache.LiveCache`. A change to an
+  Application's spec, to its refresh annotation or operation, or to any object it tracks puts
+  the app on a de-duplicated work queue served by N workers; one app is never reconciled by
+  two workers at once, and a slow app never blocks the others.
+* A *refresh* (every ``refresh_seconds`` plus jitter, on the ``argocd.argoproj.io/refresh``
+  annotation, on a spec change, or on :meth:`Controller.refresh_repo`) resolves the revision
+  with one ``git ls-remote`` and renders through the cache; any other reconcile only compares
+  the last render with the live cache.
+* Automated sync runs when the (revision, spec) pair has not been synced yet, when selfHeal is
+  on and the live state drifted, or on a backoff after a failed sync; a newly served kind
+  (a CRD applied) retries failed apps at once.
+* Status goes back in Argo CD's shape and is written only when it changed (apart from
+  ``reconciledAt``), so an unchanged refresh cycle makes no API writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syrup import errors, logs, paths
+from syrup.gitops import crds, git, health, models, render, sync
+from syrup.kube import cache as kcache
+from syrup.kube import client as kclient
+from syrup.kube import errors as kerrors
+
+_log = logs.get(__name__)
+
+FINALIZER = "resources-finalizer.argocd.argoproj.io"
+HISTORY_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one controller runs; one frozen object instead of many constructor arguments."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    data_dir: Path | None = None
+    namespaces: tuple[str, ...] = ("argocd",)
+    workers: int = 8
+    refresh_seconds: float = 120.0
+    jitter_seconds: float = 60.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 120.0
+    ls_remote_ttl: float = 2.0
+
+
+@dataclass
+class AppState:
+    """What the controller remembers about one Application between reconciles."""
+
+    sha: str | None = None
+    spec_hash: str = ""
+    result: render.Result | None = None
+    targets: list[sync.Target] = field(default_factory=list)
+    discovery_id: int = -1
+    next_refresh: float = 0.0
+    force_refresh: bool = False
+    error: str = ""
+    error_type: str = ""
+    failures: int = 0
+    retry_at: float = 0.0
+    last_attempt: tuple[str, str] | None = None
+    last_phase: sync.Phase | None = None
+    heal_attempts: int = 0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) turning ``old`` into ``new``."""
+    patch: dict[str, Any] = {}
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            sub = merge_patch(before, value)
+            if sub:
+                patch[key] = sub
+        elif before != value:
+            patch[key] = value
+    return patch
+
+
+def _relevant(obj: Mapping[str, Any] | None) -> Any:
+    """The parts of an Application whose change needs a reconcile (not its status)."""
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    return (
+        obj.get("spec"),
+        obj.get("operation"),
+        meta.get("annotations"),
+        meta.get("deletionTimestamp"),
+        meta.get("finalizers"),
+    )
+
+
+class Controller:
+    """One GitOps controller bound to one cluster."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data_dir = paths.ensure_data_dir(settings.data_dir)
+        self.repos = git.RepoCache(data_dir / "gitops", ls_remote_ttl=settings.ls_remote_ttl)
+        self.renders = render.RenderCache()
+        self.states: dict[str, AppState] = {}
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._active: set[str] = set()
+        self._dirty: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._discovery_id = 0
+        self.client: kclient.Client
+        self.cache: kcache.LiveCache
+        self.comparer: sync.Comparer
+        self.ready = asyncio.Event()
+        self.reconciles = 0
+        self.status_writes = 0
+        self.syncs = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.client = kclient.Client.from_kubeconfig(
+            self.settings.kubeconfig, context=self.settings.context
+        )
+        discovery = await self._ensure_crds(await self.client.discover())
+        self.comparer = sync.Comparer(self.client)
+        self.cache = kcache.LiveCache(self.client, discovery, tracking_label=models.TRACKING_LABEL)
+        self.cache.listeners.append(self._on_change)
+        self.cache.discovery_listeners.append(self._on_discovery)
+        await self.cache.start()
+        await self._ensure_projects()
+        for _ in range(max(1, self.settings.workers)):
+            self._tasks.append(asyncio.create_task(self._worker()))
+        self._tasks.append(asyncio.create_task(self._scheduler()))
+        for app_obj in self._applications():
+            self._enqueue(self._app_key(app_obj))
+        self.ready.set()
+        _log.info(
+            "controller started",
+            server=self.client.server,
+            namespaces=",".join(self.settings.namespaces),
+            workers=self.settings.workers,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.cache.stop()
+        await self.client.close()
+
+    async def _ensure_crds(self, discovery: kclient.Discovery) -> kclient.Discovery:
+        crd_res = discovery.find("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        missing = [
+            c
+            for c in crds.ALL
+            if discovery.find(models.API_VERSION, c["spec"]["names"]["kind"]) is None
+        ]
+        if not missing:
+            return discovery
+        if crd_res is None:
+            raise errors.ConfigError("the cluster does not serve CustomResourceDefinitions")
+        for crd in missing:
+            _log.info("installing CRD", crd=crd["metadata"]["name"])
+            await self.client.apply(crd_res, crd, field_manager=sync.FIELD_MANAGER)
+        for _ in range(120):
+            discovery = await self.client.discover()
+            if all(discovery.find(models.API_VERSION, k) for k in ("Application", "AppProject")):
+                return discovery
+            await asyncio.sleep(0.25)
+        raise errors.Unavailable("the Application CRD was installed but is not served")
+
+    async def _ensure_projects(self) -> None:
+        ns_res = self.cache.discovery.find("v1", "Namespace")
+        proj_res = self.cache.discovery.find(models.API_VERSION, "AppProject")
+        assert ns_res is not None and proj_res is not None
+        for namespace in self.settings.namespaces:
+            if self.cache.get(kcache.Key("", "Namespace", "", namespace)) is None:
+                obj = await self.client.apply(
+                    ns_res,
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                    field_manager=sync.FIELD_MANAGER,
+                )
+                self.cache.record(obj)
+            key = kcache.Key(models.GROUP, "AppProject", namespace, "default")
+            if self.cache.get(key) is None:
+                obj = await self.client.apply(
+                    proj_res, crds.default_project(namespace), field_manager=sync.FIELD_MANAGER
+                )
+                self.cache.record(obj)
+
+    # -- public triggers ------------------------------------------------------------------
+
+    def refresh_repo(self, url: str) -> int:
+        """Refresh at once every app whose source is ``url`` (webhooks, the image updater)."""
+        wanted = git.normalize_url(url)
+        count = 0
+        for app_obj in self._applications():
+            source = ((app_obj.get("spec") or {}).get("source") or {}).get("repoURL")
+            if source and git.normalize_url(str(source)) == wanted:
+                key = self._app_key(app_obj)
+                self.states.setdefault(key, AppState()).force_refresh = True
+                self._enqueue(key)
+                count += 1
+        return count
+
+    def refresh(self, namespace: str, name: str) -> None:
+        key = f"{namespace}/{name}"
+        self.states.setdefault(key, AppState()).force_refresh = True
+        self._enqueue(key)
+
+    async def diff(self, namespace: str, name: str) -> dict[str, str]:
+        """Unified YAML diffs (Secrets masked) of every OutOfSync resource of an app."""
+        state = self.states.get(f"{namespace}/{name}")
+        if state is None:
+            return {}
+        out = {}
+        for target in state.targets:
+            if target.hook:
+                continue
+            live = self.cache.get(target.key)
+            status, _ = await self.comparer.compare(target, live)
+            if status is sync.SyncStatus.OUT_OF_SYNC:
+                try:
+                    text = await self.comparer.diff_text(target, live)
+                except kerrors.ApiError as exc:
+                    text = f"# dry run failed: {exc.message}\n"
+                out[str(target.key)] = text
+        return out
+
+    # -- queue ----------------------------------------------------------------------------
+
+    def _applications(self) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self.cache.of_kind(models.GROUP, "Application")
+            if (o.get("metadata") or {}).get("namespace") in self.settings.namespaces
+        ]
+
+    @staticmethod
+    def _app_key(obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        return f"{meta.get('namespace')}/{meta.get('name')}"
+
+    def _enqueue(self, key: str) -> None:
+        if key in self._active:
+            self._dirty.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def _on_change(
+        self, key: kcache.Key, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        if (
+            key.group == models.GROUP
+            and key.kind == "Application"
+            and key.namespace in self.settings.namespaces
+            and _relevant(old) != _relevant(new)
+        ):
+            self._enqueue(f"{key.namespace}/{key.name}")
+        for obj in (old, new):
+            labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+            owner = labels.get(models.TRACKING_LABEL)
+            if owner:
+                for namespace in self.settings.namespaces:
+                    app_key = f"{namespace}/{owner}"
+                    if app_key in self.states:
+                        self._enqueue(app_key)
+        default_gone = (key.group, key.kind, key.name, new) == (
+            models.GROUP,
+            "AppProject",
+            "default",
+            None,
+        )
+        if default_gone and key.namespace in self.settings.namespaces:
+            # Keep the default project present, as Argo CD does.
+            task = asyncio.get_running_loop().create_task(self._ensure_projects())
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+
+    def _on_discovery(self, discovery: kclient.Discovery) -> None:
+        self._discovery_id += 1
+        for key, state in self.states.items():
+            if state.last_phase is sync.Phase.FAILED or any(t.res is None for t in state.targets):
+                state.retry_at = 0.0
+                self._enqueue(key)
+
+    async def _scheduler(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for key, state in list(self.states.items()):
+                due = now >= state.next_refresh or (state.retry_at and now >= state.retry_at)
+                if due:
+                    self._enqueue(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                await self._reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.exception("reconcile failed", app=key, error=str(exc))
+                state = self.states.setdefault(key, AppState())
+                self._backoff(state)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self._enqueue(key)
+
+    def _backoff(self, state: AppState) -> None:
+        state.failures += 1
+        delay = min(
+            self.settings.retry_base_seconds * 2 ** (state.failures - 1),
+            self.settings.retry_max_seconds,
+        )
+        state.retry_at = time.monotonic() + delay
+
+    # -- reconcile ------------------------------------------------------------------------
+
+    async def _reconcile(self, key: str) -> None:
+        namespace, name = key.split("/", 1)
+        obj = self.cache.get(kcache.Key(models.GROUP, "Application", namespace, name))
+        if obj is None:
+            self.states.pop(key, None)
+            return
+        self.reconciles += 1
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            await self._finalize(obj, name=name)
+            return
+        state = self.states.setdefault(key, AppState())
+        log = _log.bind(app=key)
+        try:
+            app = models.parse_application(obj)
+        except models.InvalidSpec as exc:
+            await self._write_error(obj, state, "InvalidSpecError", str(exc))
+            return
+        problem = self._check_project(app)
+        if problem:
+            await self._write_error(obj, state, "InvalidSpecError", problem)
+            return
+
+        if self._refresh_due(app, state):
+            refreshed = await self._refresh(obj, app, state, log)
+            if not refreshed:
+                await self._write_error(obj, state, state.error_type, state.error)
+                return
+        elif state.discovery_id != self._discovery_id and state.result is not None:
+            state.targets = self._prepare(app, state.result)
+            state.discovery_id = self._discovery_id
+
+        comparison = await sync.compare(
+            state.targets, app=app.name, cache=self.cache, comparer=self.comparer
+        )
+        operation_state = await self._maybe_sync(obj, app, state, comparison, log)
+        if operation_state is not None:
+            comparison = await sync.compare(
+                state.targets, app=app.name, cache=self.cache, comparer=self.comparer
+            )
+        await self._write_status(obj, app, state, comparison, operation_state)
+
+    def _check_project(self, app: models.Application) -> str | None:
+        proj_obj = self.cache.get(
+            kcache.Key(models.GROUP, "AppProject", app.namespace, app.project)
+        )
+        if proj_obj is None:
+            return f"spec.project: AppProject '{app.project}' does not exist"
+        try:
+            project = models.parse_project(proj_obj)
+        except models.InvalidSpec as exc:
+            return f"AppProject '{app.project}': {exc}"
+        if not app.destination.in_cluster:
+            target = app.destination.server or app.destination.name or "(empty)"
+            return (
+                f"spec.destination: cluster {target} is not configured "
+                f"(only {models.IN_CLUSTER_SERVER} / {models.IN_CLUSTER_NAME} is served)"
+            )
+        return project.permits(
+            repo=app.source.repo_url,
+            dest=app.destination,
+            dest_namespace=app.destination.namespace,
+        )
+
+    def _refresh_due(self, app: models.Application, state: AppState) -> bool:
+        now = time.monotonic()
+        return (
+            state.force_refresh
+            or app.refresh is not None
+            or app.operation is not None
+            or state.result is None
+            or state.spec_hash != app.spec_hash
+            or now >= state.next_refresh
+            or (state.retry_at > 0 and now >= state.retry_at and bool(state.error))
+        )
+
+    def _capabilities(self) -> render.Capabilities:
+        discovery = self.cache.discovery
+        return render.Capabilities(
+            kube_version=discovery.server_version, api_versions=tuple(discovery.api_versions())
+        )
+
+    def _prepare(self, app: models.Application, result: render.Result) -> list[sync.Target]:
+        return sync.prepare(
+            result.manifests,
+            app=app.name,
+            namespace=app.destination.namespace,
+            discovery=self.cache.discovery,
+        )
+
+    async def _refresh(
+        self, obj: dict[str, Any], app: models.Application, state: AppState, log: Any
+    ) -> bool:
+        hard = state.force_refresh or app.refresh is not None
+        state.force_refresh = False
+        url = app.source.repo_url
+        try:
+            resolved = await self.repos.resolve(
+                url, app.source.target_revision, max_age=0 if hard else None
+            )
+            req = render.Request(
+                repo_url=resolved.url,
+                sha=resolved.sha,
+                source=app.source,
+                app_name=app.name,
+                namespace=app.destination.namespace,
+                capabilities=self._capabilities(),
+            )
+            result = await self.renders.render(
+                req,
+                checkout=lambda: self.repos.snapshot(url, resolved.sha),
+                changes=lambda old: self.repos.changed_paths(url, old, resolved.sha),
+            )
+        except (git.GitError, render.RenderError) as exc:
+            state.error_type = "ComparisonError"
+            state.error = str(exc)
+            self._backoff(state)
+            log.warning("refresh failed", error=str(exc))
+            await self._clear_refresh_annotation(obj, app)
+            return False
+        if state.sha != resolved.sha:
+            log.info("revision resolved", revision=app.source.target_revision, sha=resolved.sha)
+        state.sha = resolved.sha
+        state.spec_hash = app.spec_hash
+        state.result = result
+        state.targets = self._prepare(app, result)
+        state.discovery_id = self._discovery_id
+        state.error = state.error_type = ""
+        state.failures = 0 if state.last_phase is not sync.Phase.FAILED else state.failures
+        jitter = random.uniform(0, self.settings.jitter_seconds)
+        state.next_refresh = time.monotonic() + self.settings.refresh_seconds + jitter
+        await self._clear_refresh_annotation(obj, app)
+        return True
+
+    async def _clear_refresh_annotation(self, obj: dict[str, Any], app: models.Application) -> None:
+        if app.refresh is None:
+            return
+        patch = {"metadata": {"annotations": {models.REFRESH_ANNOTATION: None}}}
+        await self._patch_app(obj, patch)
+
+    async def _patch_app(self, obj: dict[str, Any], patch: Mapping[str, Any]) -> None:
+        res = self.cache.discovery.find(models.API_VERSION, "Application")
+        assert res is not None
+        meta = obj["metadata"]
+        try:
+            updated = await self.client.merge_patch(
+                res, namespace=meta["namespace"], name=meta["name"], patch=patch
+            )
+        except kerrors.NotFound:
+            return
+        self.cache.record(updated)
+
+    # -- sync decisions -------------------------------------------------------------------
+
+    async def _maybe_sync(
+        self,
+        obj: dict[str, Any],
+        app: models.Application,
+        state: AppState,
+        comparison: sync.Comparison,
+        log: Any,
+    ) -> dict[str, Any] | None:
+        assert state.sha is not None
+        if app.operation is not None:
+            op = app.operation
+            opts = sync.Options(
+                prune=op.prune,
+                create_namespace="CreateNamespace=true" in (op.options | app.sync_policy.options),
+                namespace=app.destination.namespace,
+                dry_run=op.dry_run,
+            )
+            result = await self._sync(obj, app, state, opts, initiated={"username": "syrup"})
+            await self._patch_app(obj, {"operation": None})
+            return result
+
+        policy = app.sync_policy
+        if not policy.automated or not comparison.drifted:
+            if comparison.status is sync.SyncStatus.SYNCED:
+                state.heal_attempts = 0
+            return None
+        if not state.targets and comparison.extra and policy.prune and not policy.allow_empty:
+            log.warning("automated sync skipped: it would delete every resource (allowEmpty off)")
+            return None
+        attempt = (state.sha, app.spec_hash)
+        now = time.monotonic()
+        if state.last_attempt != attempt:
+            reason = "new revision or spec"
+        elif state.last_phase is sync.Phase.FAILED:
+            if now < state.retry_at:
+                return None
+            reason = "retry after failure"
+        elif policy.self_heal:
+            if state.heal_attempts > 2 and now < state.retry_at:
+                return None
+            state.heal_attempts += 1
+            if state.heal_attempts > 2:
+                state.retry_at = now + min(2.0**state.heal_attempts, 60.0)
+            reason = "self-heal"
+        else:
+            return None
+        log.info("automated sync", reason=reason, revision=state.sha)
+        opts = sync.Options(
+            prune=policy.prune,
+            create_namespace=policy.has("CreateNamespace=true"),
+            namespace=app.destination.namespace,
+        )
+        return await self._sync(obj, app, state, opts, initiated={"automated": True})
+
+    async def _sync(
+        self,
+        obj: dict[str, Any],
+        app: models.Application,
+        state: AppState,
+        opts: sync.Options,
+        *,
+        initiated: dict[str, Any],
+    ) -> dict[str, Any]:
+        assert state.sha is not None
+        self.syncs += 1
+        started = _now()
+        syncer = sync.Syncer(self.client, self.cache, self.comparer, app=app.name)
+        try:
+            outcome = await syncer.run(state.targets, opts)
+        except kerrors.ApiError as exc:
+            outcome = sync.Outcome(sync.Phase.ERROR, exc.message, [])
+        state.last_attempt = (state.sha, app.spec_hash)
+        state.last_phase = outcome.phase
+        if outcome.phase is sync.Phase.SUCCEEDED:
+            state.failures = 0
+            state.retry_at = 0.0
+        else:
+            self._backoff(state)
+        _log.info(
+            "sync finished",
+            app=f"{app.namespace}/{app.name}",
+            phase=str(outcome.phase),
+            message=outcome.message[:300],
+        )
+        source = (obj.get("spec") or {}).get("source") or {}
+        return {
+            "operation": {
+                "sync": {
+                    "revision": state.sha,
+                    "prune": opts.prune,
+                    **({"dryRun": True} if opts.dry_run else {}),
+                },
+                "initiatedBy": initiated,
+            },
+            "phase": str(outcome.phase),
+            "message": outcome.message,
+            "startedAt": started,
+            "finishedAt": _now(),
+            "syncResult": {
+                "revision": state.sha,
+                "source": source,
+                "resources": [r.to_json() for r in outcome.results],
+            },
+        }
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _images(self, state: AppState) -> list[str]:
+        images: set[str] = set()
+        for target in state.targets:
+            live = self.cache.get(target.key) or target.obj
+            spec = live.get("spec") or {}
+            pod = ((spec.get("jobTemplate") or {}).get("spec") or spec).get("template") or {}
+            pod_spec = pod.get("spec") or (spec if target.key.kind == "Pod" else {})
+            for c in list(pod_spec.get("containers") or []) + list(
+                pod_spec.get("initContainers") or []
+            ):
+                if c.get("image"):
+                    images.add(str(c["image"]))
+        return sorted(images)
+
+    async def _write_status(
+        self,
+        obj: dict[str, Any],
+        app: models.Application,
+        state: AppState,
+        comparison: sync.Comparison,
+        operation_state: dict[str, Any] | None,
+    ) -> None:
+        old = dict(obj.get("status") or {})
+        rows = [r for r in comparison.resources if not r.requires_pruning]
+        app_health = health.worst(r.health.status for r in rows if r.health is not None)
+        status: dict[str, Any] = {
+            "sync": {
+                "status": str(comparison.status),
+                "revision": state.sha,
+                "comparedTo": {
+                    "source": (obj.get("spec") or {}).get("source") or {},
+                    "destination": (obj.get("spec") or {}).get("destination") or {},
+                },
+            },
+            "health": {"status": str(app_health)},
+            "resources": [r.to_json() for r in comparison.resources],
+            "sourceType": str(state.result.source_type) if state.result else "",
+            "summary": {"images": self._images(state)},
+            "reconciledAt": _now(),
+        }
+        conditions = self._conditions(old, comparison, operation_state)
+        if conditions:
+            status["conditions"] = conditions
+        status["operationState"] = operation_state or old.get("operationState")
+        if status["operationState"] is None:
+            del status["operationState"]
+        history = list(old.get("history") or [])
+        if operation_state is not None and self._deployed(operation_state):
+            history.append(
+                {
+                    "id": (history[-1]["id"] + 1) if history else 0,
+                    "revision": state.sha,
+                    "deployStartedAt": operation_state["startedAt"],
+                    "deployedAt": operation_state["finishedAt"],
+                    "source": operation_state["syncResult"]["source"],
+                }
+            )
+        if history:
+            status["history"] = history[-HISTORY_LIMIT:]
+        await self._save_status(obj, old, status)
+
+    @staticmethod
+    def _deployed(operation_state: Mapping[str, Any]) -> bool:
+        """A successful, real (not dry-run) sync goes into ``status.history``."""
+        dry = operation_state["operation"]["sync"].get("dryRun")
+        return operation_state["phase"] == "Succeeded" and not dry
+
+    def _conditions(
+        self,
+        old: Mapping[str, Any],
+        comparison: sync.Comparison,
+        operation_state: dict[str, Any] | None,
+    ) -> list[dict[str, Any]]:
+        previous = {c.get("type"): c for c in old.get("conditions") or []}
+        wanted: list[tuple[str, str]] = []
+        op = operation_state or old.get("operationState") or {}
+        if op.get("phase") in ("Failed", "Error"):
+            wanted.append(("SyncError", str(op.get("message", ""))))
+        unknown = [m for m in comparison.messages.values() if "CustomResourceDefinition" in m]
+        if unknown:
+            wanted.append(("ComparisonError", "; ".join(sorted(set(unknown)))))
+        out = []
+        for kind, message in wanted:
+            prev = previous.get(kind)
+            stamp = (
+                prev.get("lastTransitionTime")
+                if prev and prev.get("message") == message
+                else _now()
+            )
+            out.append({"type": kind, "message": message, "lastTransitionTime": stamp})
+        return out
+
+    async def _write_error(
+        self, obj: dict[str, Any], state: AppState, kind: str, message: str
+    ) -> None:
+        """Status for an app that could not be compared: the condition names what is wrong."""
+        old = dict(obj.get("status") or {})
+        previous = {c.get("type"): c for c in old.get("conditions") or []}
+        prev = previous.get(kind)
+        stamp = (
+            prev.get("lastTransitionTime") if prev and prev.get("message") == message else _now()
+        )
+        status = {
+            **old,
+            "sync": {**(old.get("sync") or {}), "status": "Unknown"},
+            "health": old.get("health") or {"status": "Unknown"},
+            "conditions": [{"type": kind, "message": message, "lastTransitionTime": stamp}],
+            "reconciledAt": _now(),
+        }
+        await self._save_status(obj, old, status)
+
+    async def _save_status(
+        self, obj: dict[str, Any], old: dict[str, Any], status: dict[str, Any]
+    ) -> None:
+        def comparable(s: Mapping[str, Any]) -> str:
+            return json.dumps({k: v for k, v in s.items() if k != "reconciledAt"}, sort_keys=True)
+
+        if comparable(old) == comparable(status):
+            return
+        self.status_writes += 1
+        await self._patch_app(obj, {"status": merge_patch(old, status)})
+
+    # -- deletion -------------------------------------------------------------------------
+
+    async def _finalize(self, obj: dict[str, Any], *, name: str) -> None:
+        finalizers = list((obj.get("metadata") or {}).get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        for live in self.cache.tracked(name):
+            if not sync.is_top_level(live):
+                continue
+            key = kcache.key_of(live)
+            res = self.cache.discovery.by_group_kind(key.group, key.kind)
+            if res is None:
+                continue
+            with contextlib.suppress(kerrors.NotFound):
+                await self.client.delete(
+                    res, namespace=key.namespace or None, name=key.name, propagation="Background"
+                )
+        finalizers.remove(FINALIZER)
+        await self._patch_app(obj, {"metadata": {"finalizers": finalizers}})
+
+
+async def run(settings: Settings) -> None:
+    """Run a controller until cancelled (``syrup controller`` and ``syrup up`` call this)."""
+    controller = Controller(settings)
+    await controller.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await controller.stop()
