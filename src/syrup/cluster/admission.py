@@ -5,21 +5,30 @@ how a patch body turns into a new object and runs defaulting, validation and man
 bookkeeping. Keeping it behind one seam means storage stays about durability and watches while
 the Kubernetes object semantics (``apply`` package) evolve on their own.
 
-The base behaviour here covers what the API server core needs: name and namespace rules,
-JSON merge patch (RFC 7386) and JSON patch (RFC 6902). Strategic merge patch and server-side
-apply come from :mod:`syrup.cluster.apply` when it is present.
+:class:`Admission` covers what the API server core needs: name rules, JSON merge patch
+(RFC 7386) and JSON patch (RFC 6902). :class:`EngineAdmission` (what :func:`create` returns, and
+what the server uses) adds the :mod:`syrup.cluster.apply` engine, in the order a real API server
+runs it: decode (unknown fields per ``fieldValidation``, then pruned), default, validate, then
+record field ownership (an Update entry, except after a server-side apply, whose Apply entry
+the engine already wrote).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
+import orjson
 
+from syrup import logs
+from syrup.cluster import apply as engine
 from syrup.cluster import errors
 from syrup.cluster.resources import ResourceType
+
+log = logs.get(__name__)
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -142,3 +151,179 @@ class Admission:
         if live is None:
             return applied
         raise errors.UnsupportedMediaType("server-side apply is not available yet")
+
+
+_CRDS = "customresourcedefinitions"
+_CRD_GROUP = "apiextensions.k8s.io"
+
+
+class EngineAdmission(Admission):
+    """The admission the server runs: defaults, validation, managed fields, SMP and SSA."""
+
+    def __init__(
+        self,
+        *,
+        allocate_cluster_ip: Callable[[], str] | None = None,
+        crd_for: Callable[[ResourceType], dict[str, Any] | None] | None = None,
+    ) -> None:
+        super().__init__(allocate_cluster_ip=allocate_cluster_ip)
+        #: Storage's lookup of the CRD behind a custom resource type (set by storage).
+        self.crd_for = crd_for
+        self._crd_schemas: dict[tuple[str, str, str], tuple[Any, engine.Schema]] = {}
+        #: The metadata dict of the object a server-side apply just produced, per thread: its
+        #: ownership is final, so the admit that follows must not add an Update entry.
+        self._applied = threading.local()
+
+    # -- schemas ---------------------------------------------------------------------------
+
+    def schema_for(self, rt: ResourceType) -> engine.Schema | None:
+        """The schema of a built-in kind, or of a custom resource from its CRD."""
+        if not rt.crd:
+            return engine.schemas.for_kind(rt.api_version, rt.kind)
+        crd = self.crd_for(rt) if self.crd_for is not None else None
+        if crd is None:
+            return engine.schemas.for_kind(rt.api_version, rt.kind)
+        version_key = (crd.get("metadata") or {}).get("resourceVersion")
+        key = (rt.crd, rt.version, str(version_key))
+        cached = self._crd_schemas.get(key)
+        if cached is not None:
+            return cached[1]
+        schema = engine.schemas.for_crd_version(crd, rt.version)
+        self._crd_schemas = {k: v for k, v in self._crd_schemas.items() if k[0] != rt.crd}
+        self._crd_schemas[key] = (version_key, schema)
+        return schema
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def admit(
+        self,
+        rt: ResourceType,
+        *,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        manager: str,
+        subresource: str | None,
+        field_validation: str,
+        now: str,
+    ) -> list[str]:
+        """Decode, default, validate and record ownership of ``new`` in place; return warnings."""
+        meta = new.get("metadata")
+        applied = getattr(self._applied, "meta", None) is meta
+        self._applied.meta = None
+        check_name(rt, (meta or {}).get("name", ""))
+        schema = self.schema_for(rt)
+
+        # Decoding: unknown fields are an error, a warning or nothing, and never stored.
+        unknown = engine.validation.unknown_fields(new, schema=schema)
+        warnings = engine.validation.unknown_field_warnings(
+            new, unknown, field_validation=field_validation
+        )
+        engine.validation.prune_unknown(new, schema)
+
+        engine.defaults.apply_defaults(
+            new,
+            schema=schema,
+            old=old,
+            allocate_cluster_ip=self.allocate_cluster_ip,
+            custom=bool(rt.crd),
+        )
+        warnings += engine.validation.validate(
+            new, schema=schema, old=old, field_validation=field_validation
+        )
+        if rt.plural == _CRDS and rt.group == _CRD_GROUP:
+            self._check_crd(new)
+
+        if not applied:
+            engine.managed.record_update(
+                old,
+                new,
+                manager=manager or "unknown",
+                schema=schema,
+                now=now,
+                subresource=subresource,
+                status_subresource="status" in rt.subresources,
+            )
+        if rt.plural == _CRDS and rt.group == _CRD_GROUP:
+            engine.schemas.register_crd(new)
+        return warnings
+
+    def _check_crd(self, crd: dict[str, Any]) -> None:
+        """A CRD must name a group, kind and plural, and each version must have a schema."""
+        spec = crd.get("spec") or {}
+        causes: list[errors.Cause] = []
+        if not spec.get("group"):
+            causes.append(errors.Cause("spec.group", "Required value", "FieldValueRequired"))
+        names = spec.get("names") or {}
+        for field in ("plural", "kind"):
+            if not names.get(field):
+                causes.append(
+                    errors.Cause(f"spec.names.{field}", "Required value", "FieldValueRequired")
+                )
+        versions = spec.get("versions") or []
+        if not versions:
+            causes.append(errors.Cause("spec.versions", "Required value", "FieldValueRequired"))
+        if sum(1 for v in versions if v.get("storage")) != 1 and versions:
+            causes.append(
+                errors.Cause(
+                    "spec.versions",
+                    "Invalid value: must have exactly one version marked as storage version",
+                )
+            )
+        if causes:
+            raise engine.validation.invalid(crd, causes)
+
+    def patch(
+        self,
+        rt: ResourceType,
+        *,
+        live: dict[str, Any],
+        patch: Any,
+        patch_type: str,
+        manager: str,
+    ) -> dict[str, Any]:
+        """Merge, JSON or strategic merge patch (the last for built-in kinds only)."""
+        if patch_type == STRATEGIC_PATCH:
+            if rt.crd:
+                raise errors.UnsupportedMediaType(
+                    "strategic merge patch is not supported for custom resources"
+                )
+            if not isinstance(patch, dict):
+                raise errors.BadRequest("a strategic merge patch must be a JSON object")
+            return engine.smp.strategic_merge(live, patch, schema=self.schema_for(rt))
+        return super().patch(rt, live=live, patch=patch, patch_type=patch_type, manager=manager)
+
+    def apply(
+        self,
+        rt: ResourceType,
+        *,
+        live: dict[str, Any] | None,
+        applied: dict[str, Any],
+        manager: str,
+        force: bool,
+        now: str,
+    ) -> dict[str, Any]:
+        """Server-side apply of ``applied`` over ``live`` (``None`` creates)."""
+        if not isinstance(applied, dict):
+            raise errors.BadRequest("the apply body must be a YAML or JSON object")
+        for field in ("apiVersion", "kind"):
+            if not applied.get(field):
+                raise errors.BadRequest(f"the applied configuration has no {field!r}")
+        # The engine shares unchanged subtrees with its inputs; defaults then write into the
+        # result, so it works on copies rather than the caller's live object.
+        live_copy = orjson.loads(orjson.dumps(live)) if live is not None else None
+        new = engine.managed.server_side_apply(
+            live_copy,
+            orjson.loads(orjson.dumps(applied)),
+            manager=manager,
+            force=force,
+            schema=self.schema_for(rt),
+            now=now,
+            status_subresource="status" in rt.subresources,
+        )
+        self._applied.meta = new.get("metadata")
+        return new
+
+
+def create() -> Admission:
+    """The admission the server installs: the full apply engine."""
+    return EngineAdmission()

@@ -307,7 +307,7 @@ def _conflict_error(conflicts: list[tuple[_Entry, Tree]]) -> errors.Conflict:
     for entry, clash in conflicts:
         who = f'"{entry.manager}"'
         if entry.subresource:
-            who += f" with subresource {entry.subresource!r}"
+            who += f' with subresource "{entry.subresource}"'
         if entry.operation == APPLY:
             label = f"{who} using {entry.api_version}" if entry.api_version else who
         else:

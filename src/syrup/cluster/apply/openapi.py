@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from syrup.cluster import resources
 from syrup.cluster.apply import schemas
 
 _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -149,6 +150,50 @@ def _crd_definitions(ref_prefix: str) -> dict[str, dict[str, tuple[str, dict[str
     return out
 
 
+_QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force")
+
+
+def _paths(gv: str, kinds: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    """One path per kind whose PATCH names its GVK and query parameters.
+
+    kubectl checks here that the server understands ``fieldValidation`` for a kind before it
+    relies on server-side validation, so each kind needs a PATCH operation carrying both.
+    """
+    group, _, version = gv.rpartition("/")
+    base = f"/apis/{gv}" if group else f"/api/{gv}"
+    out: dict[str, Any] = {}
+    for plural, kind, namespaced in kinds:
+        scope = "/namespaces/{namespace}" if namespaced else ""
+        gvk = {"group": group, "version": version, "kind": kind}
+        params = [
+            {"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+            for p in _QUERY_PARAMS
+        ]
+        operation = {
+            "operationId": f"patch{kind}",
+            "parameters": params,
+            "responses": {"200": {"description": "OK"}},
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+        }
+        out[f"{base}{scope}/{plural}/{{name}}"] = {"patch": operation}
+    return out
+
+
+def _served_kinds() -> dict[str, list[tuple[str, str, bool]]]:
+    """group/version → (plural, kind, namespaced) of the built-in types and registered CRDs."""
+    out: dict[str, list[tuple[str, str, bool]]] = {}
+    for rt in resources.BUILTIN:
+        out.setdefault(rt.api_version, []).append((rt.plural, rt.kind, rt.namespaced))
+    for crd in schemas.registered_crds():
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        for api_version, kind, _ in schemas.crd_kinds(crd):
+            namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+            out.setdefault(api_version, []).append((names.get("plural", ""), kind, namespaced))
+    return out
+
+
 def _crd_key() -> str:
     crds = schemas.registered_crds()
     digest = hashlib.sha256()
@@ -176,7 +221,10 @@ def v2_document() -> dict[str, Any]:
     for crd_defs in _crd_definitions(prefix).values():
         for name, schema in crd_defs.values():
             definitions[name] = schema
-    doc = {"swagger": "2.0", "info": _info(), "paths": {}, "definitions": definitions}
+    paths: dict[str, Any] = {}
+    for gv, served in _served_kinds().items():
+        paths.update(_paths(gv, served))
+    doc = {"swagger": "2.0", "info": _info(), "paths": paths, "definitions": definitions}
     with _lock:
         _cache[key] = doc
     return doc
@@ -199,6 +247,7 @@ def _v3_documents() -> dict[str, tuple[dict[str, Any], str]]:
     docs: dict[str, tuple[dict[str, Any], str]] = {}
     crds = _crd_definitions(prefix)
     group_versions = set(_builtin_group_versions()) | set(crds)
+    kinds = _served_kinds()
     for gv in sorted(group_versions):
         roots = set(_builtin_group_versions().get(gv, set()))
         if gv in crds:
@@ -209,7 +258,7 @@ def _v3_documents() -> dict[str, tuple[dict[str, Any], str]]:
         doc = {
             "openapi": "3.0.0",
             "info": _info(),
-            "paths": {},
+            "paths": _paths(gv, kinds.get(gv, [])),
             "components": {"schemas": components},
         }
         digest = hashlib.sha512(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -471,6 +471,22 @@ def unknown_fields(obj: Obj, *, schema: Schema | None) -> list[str]:
     return out.unknown
 
 
+def unknown_field_warnings(obj: Obj, unknown: list[str], *, field_validation: str) -> list[str]:
+    """Unknown fields per ``fieldValidation``: Strict raises 400, Warn warns, Ignore is silent."""
+    if not unknown:
+        return []
+    if field_validation == "Strict":
+        detail = ", ".join(f'unknown field "{p}"' for p in unknown)
+        raise errors.BadRequest(
+            f"strict decoding error: {detail}",
+            kind=obj.get("kind"),
+            name=(obj.get("metadata") or {}).get("name"),
+        )
+    if field_validation == "Warn":
+        return [f'unknown field "{p}"' for p in unknown]
+    return []
+
+
 def validate(
     obj: Obj,
     *,
@@ -486,17 +502,7 @@ def validate(
     if schema is not None:
         _walk(obj, schema, "", out)
 
-    warnings: list[str] = []
-    if out.unknown:
-        if field_validation == "Strict":
-            detail = ", ".join(f'unknown field "{p}"' for p in out.unknown)
-            raise errors.BadRequest(
-                f"strict decoding error: {detail}",
-                kind=obj.get("kind"),
-                name=(obj.get("metadata") or {}).get("name"),
-            )
-        if field_validation == "Warn":
-            warnings = [f'unknown field "{p}"' for p in out.unknown]
+    warnings = unknown_field_warnings(obj, out.unknown, field_validation=field_validation)
 
     kind = str(obj.get("kind", ""))
     _check_meta(obj, out, namespaced_name_rule="label" if kind in _LABEL_NAMED else "subdomain")
