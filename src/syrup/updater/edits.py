@@ -170,6 +170,9 @@ class _Finder:
         ref = refs.try_reference(node.value)
         if ref is None or not self._matches(ref.repository):
             return
+        # A bare name is a repository key (Helm values' ``image:`` + ``version:``), not a pin.
+        if ref.tag is None and ref.digest is None:
+            return
         digest = self._new_digest(had_digest=ref.digest is not None)
         new = ref.with_version(tag=self.target.tag, digest=digest)
         self._add(node, new=new, current_tag=ref.tag)
