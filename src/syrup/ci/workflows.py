@@ -218,6 +218,13 @@ def _check_schema(data: dict[str, Any], *, path: Path, lines: Mapping[JsonPath, 
             message = f"unknown key {unknown[0]!r}"
             if allowed:
                 message += f" (allowed: {', '.join(sorted(allowed))})"
+    elif error.validator == "oneOf" and "is valid under each of" in message:
+        forms = [
+            " and ".join(branch.get("required", [])) or "?"
+            for branch in error.validator_value
+            if isinstance(branch, dict)
+        ]
+        message = f"give exactly one of {', '.join(forms)}"
     elif len(message) > 300:
         message = message[:300] + "..."
     raise InvalidInput(message, where=_where(path, lines, at))
