@@ -1,0 +1,282 @@
+"""The machinery every controller runs on: shared informers, work queues, reconcile loops.
+
+Controllers follow the client-go pattern over the storage interface the HTTP layer uses: an
+:class:`Informer` lists a resource once, then watches from the list's resourceVersion and
+relists when the watch ends or expires (410 Gone). It keeps a cache for cheap lookups and fans
+events out to controllers, which map them to keys on a :class:`Queue`. A key is reconciled by one
+worker at a time; reconcile reads current objects from storage (in-memory there, so reads are
+cheap and always fresh) and writes the difference, so a missed or doubled event never leads to
+a wrong action and a restarted server simply reconciles everything once more.
+
+A reconcile may ask to be called again after a delay (simulated time passing); errors are
+logged and retried with back-off, never allowed to stop a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from syrup import errors as syrup_errors
+from syrup import logs
+from syrup.cluster import errors
+from syrup.cluster.resources import ResourceType
+from syrup.cluster.storage import Store
+from syrup.cluster.workloads import objects, settings
+
+log = logs.get(__name__)
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+Handler = Callable[[str, Obj], None]
+
+
+class Informer:
+    """List-then-watch one resource type; keep a cache; tell subscribers about changes."""
+
+    def __init__(self, store: Store, rt: ResourceType) -> None:
+        self.store = store
+        self.rt = rt
+        self.cache: dict[Key, Obj] = {}
+        self.handlers: list[Handler] = []
+        self.synced = asyncio.Event()
+        self._log = log.bind(resource=rt.group_resource)
+
+    def subscribe(self, handler: Handler) -> None:
+        self.handlers.append(handler)
+
+    def items(self, namespace: str | None = None) -> list[Obj]:
+        if namespace is None:
+            return list(self.cache.values())
+        return [o for (ns, _), o in self.cache.items() if ns == namespace]
+
+    def _dispatch(self, etype: str, obj: Obj) -> None:
+        for handler in self.handlers:
+            try:
+                handler(etype, obj)
+            except Exception:
+                self._log.exception("event handler failed", event=etype, name=objects.name(obj))
+
+    def _relist(self, items: list[Obj]) -> None:
+        fresh = {(objects.namespace(o), objects.name(o)): o for o in items}
+        gone = [o for k, o in self.cache.items() if k not in fresh]
+        self.cache = fresh
+        for obj in gone:
+            self._dispatch("DELETED", obj)
+        for obj in items:
+            self._dispatch("ADDED", obj)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                items, rv = await self.store.list(self.rt)
+                self._relist(items)
+                self.synced.set()
+                await self._follow(rv)
+            except asyncio.CancelledError:
+                raise
+            except errors.Gone:
+                self._log.debug("watch expired; relisting")
+            except Exception:
+                self._log.exception("watch failed; relisting")
+                await asyncio.sleep(1.0)
+
+    async def _follow(self, rv: str) -> None:
+        watch = self.store.watch(self.rt, resource_version=rv)
+        try:
+            async for etype, obj in watch:
+                if etype not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue
+                key = (objects.namespace(obj), objects.name(obj))
+                if etype == "DELETED":
+                    self.cache.pop(key, None)
+                else:
+                    self.cache[key] = obj
+                self._dispatch(etype, obj)
+        finally:
+            watch.close()
+
+
+class Queue:
+    """A de-duplicating work queue with delayed adds; one worker holds a key at a time."""
+
+    def __init__(self) -> None:
+        self._ready: list[Key] = []
+        self._queued: set[Key] = set()
+        self._processing: set[Key] = set()
+        self._again: set[Key] = set()
+        self._delayed: list[tuple[float, int, Key]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, key: Key) -> None:
+        if key in self._processing:
+            self._again.add(key)
+            return
+        if key not in self._queued:
+            self._queued.add(key)
+            self._ready.append(key)
+            self._wake.set()
+
+    def add_after(self, key: Key, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        heapq.heappush(self._delayed, (due, next(self._seq), key))
+        if self._timer is None or self._timer.when() > due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(due, self._promote)
+
+    def _promote(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._delayed and self._delayed[0][0] <= now + 0.001:
+            _, _, key = heapq.heappop(self._delayed)
+            self.add(key)
+        if self._delayed:
+            self._timer = loop.call_at(self._delayed[0][0], self._promote)
+
+    async def get(self) -> Key:
+        while True:
+            for index, key in enumerate(self._ready):
+                if key not in self._processing:
+                    del self._ready[index]
+                    self._queued.discard(key)
+                    self._processing.add(key)
+                    return key
+            self._wake.clear()
+            await self._wake.wait()
+
+    def done(self, key: Key) -> None:
+        self._processing.discard(key)
+        if key in self._again:
+            self._again.discard(key)
+            self.add(key)
+        elif self._ready:
+            self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._delayed)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class Context:
+    """What every controller shares: storage, settings, clock, informers, event recorder."""
+
+    def __init__(self, store: Store, config: settings.Settings) -> None:
+        from syrup.cluster.workloads import events
+
+        self.store = store
+        self.settings = config
+        self.clock = settings.Clock(config.speed)
+        self.informers: dict[str, Informer] = {}
+        self.recorder = events.Recorder(self)
+
+    def rt(self, group: str, version: str, plural: str) -> ResourceType:
+        found = self.store.registry.get(group, version, plural)
+        if found is None:
+            raise syrup_errors.ConfigError(f"the cluster does not serve {plural}.{group or 'core'}")
+        return found
+
+    def informer(self, group: str, version: str, plural: str) -> Informer:
+        rt = self.rt(group, version, plural)
+        existing = self.informers.get(rt.group_resource)
+        if existing is None:
+            existing = self.informers[rt.group_resource] = Informer(self.store, rt)
+        return existing
+
+
+class Controller:
+    """One reconcile loop: subclasses set ``name`` and implement :meth:`reconcile`."""
+
+    name = "controller"
+    workers = 2
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.clock = ctx.clock
+        self.queue = Queue()
+        self.log = logs.get(f"{__name__}.{self.name}", controller=self.name)
+        self._failures: dict[Key, int] = {}
+
+    def setup(self) -> None:
+        """Subscribe to informers; called once before anything runs."""
+
+    async def reconcile(self, key: Key) -> float | None:
+        """Bring ``key`` to its desired state; return wall seconds until the next look, or None."""
+        raise NotImplementedError
+
+    async def startup(self) -> None:
+        """One-off work before the loop starts (creating nodes, for example)."""
+
+    async def shutdown(self) -> None:
+        """Release what :meth:`startup` acquired."""
+
+    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+        self.queue.add_after(key, delay)
+
+    async def run(self) -> None:
+        await self.startup()
+        workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            self.queue.close()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                again = await self.reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except (errors.Conflict, errors.AlreadyExists, errors.NotFound) as exc:
+                # Someone changed the object under us: look again soon with fresh reads.
+                self.log.debug("retrying after a race", key="/".join(key), reason=str(exc))
+                self.queue.done(key)
+                self.enqueue(key, 0.05)
+                continue
+            except Exception:
+                count = self._failures.get(key, 0) + 1
+                self._failures[key] = count
+                self.log.exception("reconcile failed", namespace=key[0], name=key[1], retry=count)
+                self.queue.done(key)
+                self.enqueue(key, min(0.1 * 2**count, 30.0))
+                continue
+            self._failures.pop(key, None)
+            self.queue.done(key)
+            if again is not None:
+                self.enqueue(key, again)
+
+
+async def write_status(
+    store: Store, rt: ResourceType, obj: Obj, new_status: Obj, *, manager: str
+) -> Obj | None:
+    """Replace ``obj``'s status when it changed; a stale object raises Conflict (retry)."""
+    if obj.get("status") == new_status:
+        return None
+    body = dict(obj)
+    body["status"] = new_status
+    return await store.update(rt, body, field_manager=manager, subresource="status")
+
+
+async def ignore_missing(call: Awaitable[Any]) -> Any:
+    """Await a write whose target may already be gone (a delete racing another delete)."""
+    with contextlib.suppress(errors.NotFound):
+        return await call
+    return None
