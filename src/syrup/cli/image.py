@@ -59,7 +59,7 @@ def _apply(
     no_commit: bool,
     push: bool,
 ) -> None:
-    from syrup.updater import updating
+    from syrup.updater import gitrepo, updating
 
     try:
         updater = _updater(data_dir, config_path)
@@ -67,7 +67,7 @@ def _apply(
         raise _fail(error, code=2) from error
     local = Path(repo).expanduser()
     target = updating.RepoTarget(
-        url=str(local.resolve()) if local.is_dir() else repo,
+        url=str(local.resolve()) if gitrepo.is_work_tree(local) else repo,
         branch=branch,
         paths=tuple(path),
         commit=not no_commit,

@@ -184,6 +184,16 @@ def _selects(pattern: str, path: str) -> bool:
     return fnmatchcase(path, pattern)
 
 
+def is_work_tree(path: Path) -> bool:
+    """True for a checkout (a directory inside a work tree); false for a bare repo or URL."""
+    if not path.is_dir():
+        return False
+    try:
+        return git("rev-parse", "--is-inside-work-tree", cwd=path).strip() == "true"
+    except GitFailed:
+        return False
+
+
 def open_local(path: Path, *, branch: str | None) -> Workspace:
     """Use a checkout in place; its current branch unless one is named."""
     root = Path(git("rev-parse", "--show-toplevel", cwd=path).strip())

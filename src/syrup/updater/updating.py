@@ -306,7 +306,7 @@ class Updater:
 
     def _open(self, target: RepoTarget) -> tuple[gitrepo.Workspace, Path]:
         local = Path(target.url).expanduser()
-        if local.is_dir():
+        if gitrepo.is_work_tree(local):
             workspace = gitrepo.open_local(local, branch=target.branch)
             return workspace, self.settings.cache_root / "locks" / _lock_name(workspace.root)
         cache_root = self.settings.cache_root
