@@ -24,7 +24,7 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type hints
+from croniter import croniter
 
 from syrup import errors as syrup_errors
 from syrup.cluster import errors
@@ -364,7 +364,7 @@ class CronJobs(runtime.Controller):
         wait: float | None = None
         if not cspec.get("suspend"):
             scheduled = [
-                settings.Clock.parse(objects.annotations(j).get(SCHEDULED_ANNOTATION)) or 0.0
+                settings.Clock.parse(objects.annotations_of(j).get(SCHEDULED_ANNOTATION)) or 0.0
                 for j in jobs
             ]
             floor = max([*scheduled, self.last_due.get(objects.uid(cj), 0.0)])
@@ -437,7 +437,10 @@ class CronJobs(runtime.Controller):
             await self.ctx.recorder.record(
                 cj,
                 reason="JobAlreadyActive",
-                message="Not starting job because prior execution is running and concurrency policy is Forbid",
+                message=(
+                    "Not starting job because prior execution is running and concurrency "
+                    "policy is Forbid"
+                ),
                 component=CRON_COMPONENT,
             )
             return min(wait, 0.5)

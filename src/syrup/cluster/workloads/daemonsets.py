@@ -112,7 +112,8 @@ class DaemonSets(runtime.Controller):
                 (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1),
                 len(eligible),
                 round_up=False,
-                where=f"daemonset {key[0]}/{key[1]} spec.updateStrategy.rollingUpdate.maxUnavailable",
+                where=f"daemonset {key[0]}/{key[1]} spec.updateStrategy.rollingUpdate"
+                ".maxUnavailable",
             )
             budget = max(budget, 1)
             unavailable = sum(

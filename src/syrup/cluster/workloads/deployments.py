@@ -164,7 +164,7 @@ class Deployments(runtime.Controller):
             total = sum(rollout.replicas_of(rs) for rs in all_rs)
             start = max(min(want + posts.surge - total, want), 0)
         annotations = {
-            k: v for k, v in objects.annotations(d).items() if k not in _SKIP_ANNOTATIONS
+            k: v for k, v in objects.annotations_of(d).items() if k not in _SKIP_ANNOTATIONS
         }
         annotations.update(
             {
@@ -234,7 +234,7 @@ class Deployments(runtime.Controller):
         if new_rs is None:
             return
         revision = str(rollout.revision_of(new_rs))
-        if objects.annotations(d).get(rollout.REVISION) == revision:
+        if objects.annotations_of(d).get(rollout.REVISION) == revision:
             return
         d_rt = self.ctx.rt("apps", "v1", "deployments")
         patch = {"metadata": {"annotations": {rollout.REVISION: revision}}}

@@ -106,7 +106,7 @@ class GarbageCollector(runtime.Controller):
 
     def _keys_with_uid(self, uid: str) -> list[runtime.Key]:
         out = []
-        for path, rt in self.types.items():
+        for rt in self.types.values():
             informer = self.ctx.informers.get(rt.group_resource)
             if informer is None:
                 continue
@@ -114,7 +114,6 @@ class GarbageCollector(runtime.Controller):
                 if objects.uid(obj) == uid:
                     out.append((encode(rt, objects.namespace(obj)), objects.name(obj)))
                     return out
-        del path
         return out
 
     async def reconcile(self, key: runtime.Key) -> float | None:

@@ -113,7 +113,7 @@ def init_containers(pod: Obj) -> list[Obj]:
 
 
 def fault(pod: Obj) -> str:
-    return objects.annotations(pod).get(FAULT_ANNOTATION, "").strip().lower()
+    return str(objects.annotations_of(pod).get(FAULT_ANNOTATION, "")).strip().lower()
 
 
 def restart_policy(pod: Obj) -> str:
@@ -121,7 +121,7 @@ def restart_policy(pod: Obj) -> str:
 
 
 def run_seconds(pod: Obj) -> float:
-    raw = objects.annotations(pod).get(RUN_SECONDS_ANNOTATION)
+    raw = objects.annotations_of(pod).get(RUN_SECONDS_ANNOTATION)
     try:
         return max(float(raw), 0.0) if raw is not None else settings.JOB_RUN_SECONDS
     except ValueError:
@@ -172,7 +172,8 @@ def _container_status(
         "imageID": _image_id(image) if running_or_done else "",
         **(
             {
-                "containerID": f"containerd://{_digest(objects.uid(pod), str(c.get('name')), str(restarts))}"
+                "containerID": "containerd://"
+                + _digest(objects.uid(pod), str(c.get("name")), str(restarts))
             }
             if running_or_done
             else {}

@@ -329,7 +329,10 @@ class Autoscalers(runtime.Controller):
                 "AbleToScale",
                 "False",
                 reason="FailedGetScale",
-                message=f'the HPA controller was unable to get the target\'s current scale: {ref.get("kind")} "{ref.get("name")}" not found',
+                message=(
+                    "the HPA controller was unable to get the target's current scale: "
+                    f'{ref.get("kind")} "{ref.get("name")}" not found'
+                ),
                 now=now,
             )
             st: Obj = {"currentReplicas": 0, "desiredReplicas": 0, "conditions": conds}
@@ -347,7 +350,10 @@ class Autoscalers(runtime.Controller):
                 "ScalingActive",
                 "False",
                 reason="FailedGetResourceMetric",
-                message="the HPA was unable to compute the replica count: unable to get metrics for resource cpu: no metrics returned from resource metrics API",
+                message=(
+                    "the HPA was unable to compute the replica count: unable to get metrics for "
+                    "resource cpu: no metrics returned from resource metrics API"
+                ),
                 now=now,
             )
             st = {"currentReplicas": replicas, "desiredReplicas": replicas, "conditions": conds}

@@ -194,8 +194,8 @@ class Kubelet(runtime.Controller):
             await self._register(index)
         existing, _ = await self.store.list(nodes_rt, label_selector=f"{SIMULATED_LABEL}=true")
         for node in existing:
-            index = node_index(objects.name(node))
-            if index is None or index >= self.count:
+            position = node_index(objects.name(node))
+            if position is None or position >= self.count:
                 await runtime.ignore_missing(self.store.delete(nodes_rt, None, objects.name(node)))
                 self.log.info("removed simulated node", node=objects.name(node))
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())

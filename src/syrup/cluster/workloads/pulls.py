@@ -46,7 +46,7 @@ class ImageRef:
 
 def parse_image(image: str) -> ImageRef:
     """Split an image reference the way the Docker reference grammar does."""
-    rest, digest = (image.split("@", 1) + [""])[:2] if "@" in image else (image, "")
+    rest, _, digest = image.partition("@")
     first, _, remainder = rest.partition("/")
     if remainder and ("." in first or ":" in first or first == "localhost"):
         host, path = first, remainder
@@ -93,7 +93,10 @@ class Puller:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=5.0)
         url = f"{base}/v2/{ref.repository}/manifests/{ref.reference}"
-        prefix = f'failed to pull and unpack image "{ref.full}": failed to resolve reference "{ref.full}"'
+        prefix = (
+            f'failed to pull and unpack image "{ref.full}": '
+            f'failed to resolve reference "{ref.full}"'
+        )
         try:
             head = await self._client.head(url, headers={"Accept": _ACCEPT})
             if head.status_code == 200:
@@ -101,7 +104,10 @@ class Puller:
             detail = await self._registry_message(url)
         except httpx.HTTPError as exc:
             log.warning("registry did not answer", registry=ref.host, url=base, error=str(exc))
-            return f"rpc error: code = Unknown desc = {prefix}: failed to do request: Head {url!r}: {exc}"
+            return (
+                f"rpc error: code = Unknown desc = {prefix}: failed to do request: "
+                f"Head {url!r}: {exc}"
+            )
         if head.status_code == 404:
             return f"rpc error: code = NotFound desc = {prefix}: {ref.full}: not found: {detail}"
         if head.status_code in (401, 403):
@@ -109,7 +115,10 @@ class Puller:
                 f"rpc error: code = Unknown desc = {prefix}: pull access denied, repository does "
                 f"not exist or may require authorization: {detail}"
             )
-        return f"rpc error: code = Unknown desc = {prefix}: unexpected status {head.status_code}: {detail}"
+        return (
+            f"rpc error: code = Unknown desc = {prefix}: unexpected status "
+            f"{head.status_code}: {detail}"
+        )
 
     async def _registry_message(self, url: str) -> str:
         """The registry's error text (``MANIFEST_UNKNOWN: manifest unknown``) from a GET."""

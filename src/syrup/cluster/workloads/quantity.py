@@ -42,7 +42,7 @@ def parse(value: str | int | float, *, where: str = "quantity") -> float:
         )
     number, suffix = float(match.group(1)), match.group(2) or ""
     if suffix in _BINARY:
-        return number * _BINARY[suffix]
+        return float(number * _BINARY[suffix])
     if suffix[:1] in ("e", "E"):
-        return number * 10 ** int(suffix[1:])
-    return number * _DECIMAL[suffix]
+        return float(number * 10 ** int(suffix[1:]))
+    return float(number * _DECIMAL[suffix])

@@ -62,7 +62,10 @@ def fenceposts(deployment: Obj) -> Fenceposts:
     if strategy.get("type") == "Recreate":
         return Fenceposts(surge=0, unavailable=0)
     rolling = strategy.get("rollingUpdate") or {}
-    where = f"deployment {objects.namespace(deployment)}/{objects.name(deployment)} spec.strategy.rollingUpdate"
+    where = (
+        f"deployment {objects.namespace(deployment)}/{objects.name(deployment)} "
+        "spec.strategy.rollingUpdate"
+    )
     surge = scaled_value(
         rolling.get("maxSurge"), replicas, round_up=True, where=f"{where}.maxSurge"
     )
@@ -140,7 +143,7 @@ def old_rs_targets(
 
 def revision_of(rs: Obj) -> int:
     try:
-        return int(objects.annotations(rs).get(REVISION) or 0)
+        return int(objects.annotations_of(rs).get(REVISION) or 0)
     except ValueError:
         return 0
 

@@ -59,7 +59,7 @@ class Informer:
             try:
                 handler(etype, obj)
             except Exception:
-                self._log.exception("event handler failed", event=etype, name=objects.name(obj))
+                self._log.exception("event handler failed", change=etype, name=objects.name(obj))
 
     def _relist(self, items: list[Obj]) -> None:
         fresh = {(objects.namespace(o), objects.name(o)): o for o in items}

@@ -15,6 +15,7 @@ every pod runs the update, which is what ``kubectl rollout status`` waits for.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from syrup import errors as syrup_errors
@@ -86,10 +87,8 @@ class StatefulSets(runtime.Controller):
             "data": {"spec": {"template": {**template, "$patch": "replace"}}},
             "revision": number,
         }
-        try:
+        with contextlib.suppress(errors.AlreadyExists):
             await self.store.create(rt, body, field_manager=objects.MANAGER)
-        except errors.AlreadyExists:
-            pass
         return rev_name
 
     def _pod(self, sts: Obj, index: int, revision: str) -> Obj:
@@ -151,7 +150,8 @@ class StatefulSets(runtime.Controller):
                 await self.ctx.recorder.record(
                     sts,
                     reason="SuccessfulCreate",
-                    message=f"create Claim {body['metadata']['name']} Pod {pod_name} in StatefulSet {objects.name(sts)} success",
+                    message=f"create Claim {body['metadata']['name']} Pod {pod_name} in "
+                    f"StatefulSet {objects.name(sts)} success",
                     component=COMPONENT,
                 )
             except errors.AlreadyExists:
@@ -175,14 +175,14 @@ class StatefulSets(runtime.Controller):
 
         pods = await replicasets.owned_pods(self.ctx, sts, sspec.get("selector"))
         by_ordinal: dict[int, Obj] = {}
-        for pod in pods:
-            index = ordinal(key[1], objects.name(pod))
+        for found in pods:
+            index = ordinal(key[1], objects.name(found))
             if index is not None:
-                by_ordinal[index] = pod
+                by_ordinal[index] = found
 
         # Replace failed pods and create missing ones, in order unless Parallel.
         for index in range(want):
-            pod = by_ordinal.get(index)
+            pod: Obj | None = by_ordinal.get(index)
             if (
                 pod is not None
                 and objects.status(pod).get("phase") in ("Failed", "Succeeded")
@@ -206,7 +206,8 @@ class StatefulSets(runtime.Controller):
                 await self.ctx.recorder.record(
                     sts,
                     reason="SuccessfulCreate",
-                    message=f"create Pod {objects.name(created)} in StatefulSet {key[1]} successful",
+                    message=f"create Pod {objects.name(created)} in StatefulSet {key[1]} "
+                    "successful",
                     component=COMPONENT,
                 )
                 by_ordinal[index] = created
@@ -218,11 +219,11 @@ class StatefulSets(runtime.Controller):
         # Scale down from the highest ordinal.
         all_ready = all(running_ready(p) for i, p in by_ordinal.items() if i < want)
         for index in sorted((i for i in by_ordinal if i >= want), reverse=True):
-            pod = by_ordinal[index]
-            if not parallel and (not all_ready or objects.deleting(pod)):
+            doomed = by_ordinal[index]
+            if not parallel and (not all_ready or objects.deleting(doomed)):
                 break
-            if not objects.deleting(pod):
-                await replicasets.delete_pod(self.ctx, sts, pod, component=COMPONENT)
+            if not objects.deleting(doomed):
+                await replicasets.delete_pod(self.ctx, sts, doomed, component=COMPONENT)
             if not parallel:
                 break
 
@@ -234,10 +235,10 @@ class StatefulSets(runtime.Controller):
             and len([i for i in by_ordinal if i < want]) == want
         ):
             for index in range(want - 1, partition - 1, -1):
-                pod = by_ordinal[index]
-                if objects.labels(pod).get(REVISION_LABEL) != update_revision:
-                    if not objects.deleting(pod):
-                        await replicasets.delete_pod(self.ctx, sts, pod, component=COMPONENT)
+                outdated = by_ordinal[index]
+                if objects.labels(outdated).get(REVISION_LABEL) != update_revision:
+                    if not objects.deleting(outdated):
+                        await replicasets.delete_pod(self.ctx, sts, outdated, component=COMPONENT)
                     break
 
         pods = await replicasets.owned_pods(self.ctx, sts, sspec.get("selector"))

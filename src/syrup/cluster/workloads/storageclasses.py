@@ -73,7 +73,7 @@ class Volumes(runtime.Controller):
 
     def _default_class(self) -> str | None:
         for sc in self.classes.items():
-            if objects.annotations(sc).get(DEFAULT_ANNOTATION) == "true":
+            if objects.annotations_of(sc).get(DEFAULT_ANNOTATION) == "true":
                 return objects.name(sc)
         return None
 
