@@ -192,7 +192,7 @@ def safe_encode(text: str) -> str:
 
 def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
     """The ``pod-template-hash`` of a pod template: FNV-32a of its canonical JSON."""
-    raw = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    raw = orjson.dumps(pruned(template), option=orjson.OPT_SORT_KEYS)
     if collision_count:
         raw += str(collision_count).encode()
     return safe_encode(str(fnv32a(raw)))
@@ -212,6 +212,21 @@ def without_label(template: Mapping[str, Any], key: str) -> Obj:
         if not tmeta:
             out.pop("metadata", None)
     return out
+
+
+def pruned(value: Any) -> Any:
+    """``value`` without empty objects, lists and nulls, at any depth.
+
+    Go clients serialise empty structs (``resources: {}``) that others omit; the API server
+    compares templates as typed structs where both are the same. Comparing pruned JSON gives
+    that same semantic equality.
+    """
+    if isinstance(value, dict):
+        out = {k: pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        return [pruned(v) for v in value]
+    return value
 
 
 def sum_of(items: Iterable[Mapping[str, Any]], section: str, key: str) -> int:

@@ -150,9 +150,9 @@ def revision_of(rs: Obj) -> int:
 
 def same_template(rs: Obj, deployment: Obj) -> bool:
     rs_template = objects.spec(rs).get("template") or {}
-    return objects.without_label(rs_template, HASH_LABEL) == objects.without_label(
-        objects.spec(deployment).get("template") or {}, HASH_LABEL
-    )
+    mine = objects.without_label(rs_template, HASH_LABEL)
+    theirs = objects.without_label(objects.spec(deployment).get("template") or {}, HASH_LABEL)
+    return bool(objects.pruned(mine) == objects.pruned(theirs))
 
 
 def complete(deployment: Obj, st: Obj) -> bool:
