@@ -333,6 +333,8 @@ def expand_matrix(matrix: Any, *, where: str) -> list[dict[str, Any]]:
     ]
 
     combos = [dict(combo) for combo in originals]
+    # Combinations an include adds are never extended by later includes (GitHub's example).
+    added: list[dict[str, Any]] = []
     for entry in include:
         if not isinstance(entry, dict):
             raise InvalidInput("matrix include entries must be mappings", where=where)
@@ -346,8 +348,8 @@ def expand_matrix(matrix: Any, *, where: str) -> list[dict[str, Any]]:
                 combo.update(entry)
                 merged = True
         if not merged:
-            originals.append({})
-            combos.append(dict(entry))
+            added.append(dict(entry))
+    combos.extend(added)
     if len(combos) > MAX_MATRIX:
         raise InvalidInput(
             f"matrix has {len(combos)} combinations (limit {MAX_MATRIX})", where=where

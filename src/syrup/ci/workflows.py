@@ -17,11 +17,11 @@ The model keeps the raw mappings for values that are evaluated late (``with``, `
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import jsonschema
 import yaml
 
 from syrup.ci import expressions
-from syrup.errors import InvalidInput
+from syrup.errors import ConfigError, InvalidInput
 
 WORKFLOW_DIR = Path(".github") / "workflows"
 
@@ -192,8 +192,18 @@ def _where(path: Path, lines: Mapping[JsonPath, int], at: JsonPath) -> str:
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    package = resources.files("check_jsonschema.builtin_schemas.vendor")
-    schema = json.loads(package.joinpath("github-workflows.json").read_text(encoding="utf-8"))
+    # Locate the vendored schema without importing check_jsonschema (its import pulls in an
+    # HTTP client and a CLI framework: seconds of start-up for one JSON file).
+    spec = importlib.util.find_spec("check_jsonschema")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("check-jsonschema is not installed; it provides the workflow schema")
+    schema_path = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "builtin_schemas"
+        / "vendor"
+        / "github-workflows.json"
+    )
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator_class = jsonschema.validators.validator_for(schema)
     return validator_class(schema)
 
