@@ -142,7 +142,8 @@ def start_cluster(
         stderr=subprocess.STDOUT,
     )
     cluster = Cluster(data_dir, port, proc, log_path, extra)
-    deadline = time.monotonic() + 30
+    # Generous: on a loaded 2-core CI machine several servers start at once.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"cluster exited with {proc.returncode}:\n{cluster.log()}")

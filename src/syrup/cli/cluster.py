@@ -18,8 +18,21 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(6443, "--port", help="HTTPS port (0 picks a free one)."),
+    watch_history: int = typer.Option(
+        100_000,
+        "--watch-history",
+        min=1,
+        help="Watch events kept for resuming watches; older resumes get 410 Gone.",
+    ),
 ) -> None:
     """Start the local cluster's API server and write DATA_DIR/kubeconfig."""
     from syrup.cluster import server
 
-    server.run(server.ServeSettings(data_dir=paths.ensure_data_dir(data_dir), host=host, port=port))
+    server.run(
+        server.ServeSettings(
+            data_dir=paths.ensure_data_dir(data_dir),
+            host=host,
+            port=port,
+            history_size=watch_history,
+        )
+    )

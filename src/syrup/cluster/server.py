@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from syrup import __version__, logs
+from syrup import errors as syrup_errors
 from syrup.cluster import admission, credentials, discovery, errors, storage, tables
 from syrup.cluster.resources import ResourceType
 
@@ -668,8 +669,13 @@ class LocalCluster:
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
-                self._task.result()
-                raise errors.InternalError("the API server stopped while starting")
+                with contextlib.suppress(BaseException):
+                    self._task.result()
+                self.store.close()
+                raise syrup_errors.Unavailable(
+                    f"the local cluster could not listen on {self.settings.host}:"
+                    f"{self.settings.port} (is the port in use? see the log above)"
+                )
             await asyncio.sleep(0.02)
         sockets = [s for srv in self._server.servers for s in (srv.sockets or [])]
         if sockets:
@@ -749,7 +755,11 @@ def run(settings: ServeSettings) -> None:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve_until_signal(settings))
+    try:
+        asyncio.run(serve_until_signal(settings))
+    except syrup_errors.SyrupError as exc:
+        log.error("local cluster failed", error=str(exc))
+        raise SystemExit(1) from exc
 
 
 __all__ = ["KUBE_VERSION", "ClusterApp", "LocalCluster", "ServeSettings", "__version__", "run"]
