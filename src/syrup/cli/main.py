@@ -10,10 +10,12 @@ from __future__ import annotations
 import typer
 
 from syrup import __version__, logs
+from syrup.cli import argocd as argocd_cli
 from syrup.cli import ci as ci_cli
 from syrup.cli import cluster as cluster_cli
 from syrup.cli import controller as controller_cli
 from syrup.cli import image as image_cli
+from syrup.cli import up as up_cli
 
 app = typer.Typer(
     name="syrup",
@@ -25,6 +27,11 @@ app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(image_cli.app, name="image")
 app.add_typer(ci_cli.app, name="ci")
 app.add_typer(controller_cli.app, name="controller")
+app.add_typer(up_cli.app, name="up")
+app.add_typer(argocd_cli.app_cmd, name="app")
+app.add_typer(argocd_cli.repo_cmd, name="repo")
+app.add_typer(argocd_cli.proj_cmd, name="proj")
+app.add_typer(argocd_cli.account_cmd, name="account")
 
 
 def _print_version(value: bool) -> None:
