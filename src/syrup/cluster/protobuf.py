@@ -83,13 +83,47 @@ class Special(Enum):
 _SPECIALS: Final = {s.value: s for s in Special if s is not Special.NONE}
 
 
+# Decoding dispatch codes; the order matters: codes from _C_STRING on are scalars whose zero
+# value omitempty drops, and _C_BOOL.._C_UINT are the varint-encoded ones.
+_C_MESSAGE: Final = 0
+_C_SPECIAL: Final = 1
+_C_STRING: Final = 2
+_C_BYTES: Final = 3
+_C_BOOL: Final = 4
+_C_INT32: Final = 5
+_C_INT64: Final = 6
+_C_UINT: Final = 7
+_C_DOUBLE: Final = 8
+_C_FLOAT: Final = 9
+_SCALAR_CODES: Final = {
+    "string": _C_STRING,
+    "bytes": _C_BYTES,
+    "bool": _C_BOOL,
+    "int32": _C_INT32,
+    "int64": _C_INT64,
+    "uint32": _C_UINT,
+    "uint64": _C_UINT,
+    "double": _C_DOUBLE,
+    "float": _C_FLOAT,
+}
+_OPTIONAL: Final = 0
+_REPEATED: Final = 1
+_MAP: Final = 2
+_LABEL_CODES: Final = {Label.OPTIONAL: _OPTIONAL, Label.REPEATED: _REPEATED, Label.MAP: _MAP}
+
+# What the hot decoding loop reads per field number: (json name, label code, type code,
+# message or map-entry message, inline, keep zero).
+_Wire = tuple[str, int, int, "Message", bool, bool]
+
+
 @dataclass(eq=False)
 class Message:
-    """One protobuf message: its qualified name and fields by number."""
+    """One protobuf message: its qualified name, fields by number, and its decoding table."""
 
     name: str
     fields: dict[int, Field] = field(default_factory=dict)
     special: Special = Special.NONE
+    wire: dict[int, _Wire] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +137,27 @@ class Field:
     message: Message | None
     inline: bool
     keep_zero: bool
+
+    def wire_spec(self) -> _Wire:
+        """The tuple the decoding loop uses; map fields point at a synthetic entry message."""
+        if self.message is None:
+            code = _SCALAR_CODES[self.scalar or ""]
+        else:
+            code = _C_MESSAGE if self.message.special is Special.NONE else _C_SPECIAL
+        label = _LABEL_CODES[self.label]
+        sub = self.message or _NO_MESSAGE
+        if label != _MAP:
+            return (self.name, label, code, sub, self.inline, self.keep_zero)
+        entry = Message(f"{self.name}-entry")
+        entry.wire = {
+            1: ("k", _OPTIONAL, _C_STRING, _NO_MESSAGE, False, True),
+            2: ("v", _OPTIONAL, code, sub, False, True),
+        }
+        return (self.name, _MAP, code, entry, False, True)
+
+
+# Stands in for "no message" in decoding tuples of scalar fields, so the tuple stays typed.
+_NO_MESSAGE: Final = Message("<scalar>")
 
 
 @dataclass(frozen=True)
@@ -147,6 +202,8 @@ def schema() -> Schema:
                 inline="i" in flags,
                 keep_zero="z" in flags,
             )
+    for msg in messages.values():
+        msg.wire = {number: f.wire_spec() for number, f in msg.fields.items()}
     kinds = {key: messages[name] for key, name in raw["kinds"].items()}
     return Schema(messages=messages, kinds=kinds)
 
@@ -164,26 +221,22 @@ def decode(body: bytes) -> dict[str, Any]:
         raise errors.BadRequest(
             "the protobuf request body does not start with the Kubernetes magic 'k8s\\x00'"
         )
-    tables = schema()
 
     # The envelope first: it names the type of the raw bytes.
     try:
-        envelope = _decode_message(body, len(MAGIC), len(body), tables.messages[_UNKNOWN])
+        api_version, kind, raw, encoding = _envelope(body)
     except _Malformed as exc:
         raise errors.BadRequest(
-            f"malformed protobuf envelope (runtime.Unknown) at {_path(exc)}: {exc.reason}"
+            f"malformed protobuf envelope (runtime.Unknown): {exc.reason}"
         ) from exc
-    type_meta = envelope.get("typeMeta") or {}
-    api_version = str(type_meta.get("apiVersion", ""))
-    kind = str(type_meta.get("kind", ""))
     if not api_version or not kind:
         raise errors.BadRequest("the protobuf envelope does not name an apiVersion and kind")
-    if envelope.get("contentEncoding"):
+    if encoding:
         raise errors.BadRequest(
-            f"protobuf body for {api_version} {kind} uses contentEncoding "
-            f"{envelope['contentEncoding']!r}, which this server does not support"
+            f"protobuf body for {api_version} {kind} uses contentEncoding {encoding!r}, "
+            "which this server does not support"
         )
-    message = tables.kind(api_version, kind)
+    message = schema().kind(api_version, kind)
     if message is None:
         raise errors.BadRequest(
             f"cannot decode a protobuf body of type {api_version} {kind}: the type is not known "
@@ -191,19 +244,42 @@ def decode(body: bytes) -> dict[str, Any]:
         )
 
     # Then the typed message itself.
-    raw = base64.b64decode(envelope["raw"]) if envelope.get("raw") else b""
     try:
         obj = _decode_message(raw, 0, len(raw), message)
     except _Malformed as exc:
+        where = ".".join(reversed(exc.path)) or "<top>"
         raise errors.BadRequest(
-            f"malformed protobuf body for {api_version} {kind} at {_path(exc)}: {exc.reason}",
+            f"malformed protobuf body for {api_version} {kind} at {where}: {exc.reason}",
             kind=kind,
         ) from exc
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 
-def _path(exc: _Malformed) -> str:
-    return ".".join(reversed(exc.path)) or "<top>"
+def _envelope(body: bytes) -> tuple[str, str, bytes, str]:
+    """Read runtime.Unknown {1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding}."""
+    api_version = kind = encoding = ""
+    raw = b""
+    pos, end = len(MAGIC), len(body)
+    while pos < end:
+        key, pos = _varint(body, pos, end)
+        if key & 7 != _LEN:
+            pos = _skip(body, pos, end, key & 7)
+            continue
+        length, pos = _varint(body, pos, end)
+        stop = pos + length
+        if stop > end:
+            raise _Malformed(f"field {key >> 3} runs past the end of the body")
+        number = key >> 3
+        if number == 1:
+            meta = _decode_message(body, pos, stop, schema().messages["runtime.TypeMeta"])
+            api_version = str(meta.get("apiVersion", ""))
+            kind = str(meta.get("kind", ""))
+        elif number == 2:
+            raw = body[pos:stop]
+        elif number == 3:
+            encoding = body[pos:stop].decode("utf-8", errors="replace")
+        pos = stop
+    return api_version, kind, raw, encoding
 
 
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -241,155 +317,135 @@ def _skip(buf: bytes, pos: int, end: int, wire: int) -> int:
 
 
 def _decode_message(buf: bytes, pos: int, end: int, msg: Message) -> dict[str, Any]:
+    """Decode ``buf[pos:end]`` as ``msg``: the hot loop, so dispatch is on small ints."""
     out: dict[str, Any] = {}
-    fields = msg.fields
+    wire_table = msg.wire
     while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number = key >> 3
+        # Keys and lengths are almost always one byte; skip the general varint call for them.
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos, end)
+        spec = wire_table.get(key >> 3)
         wire = key & 7
-        f = fields.get(number)
-        if f is None:
+        if spec is None:
             pos = _skip(buf, pos, end, wire)
             continue
+        name, label, code, sub, inline, keep_zero = spec
         try:
-            pos = _decode_field(buf, pos, end, wire, f, out)
+            if wire == _LEN:
+                length = buf[pos] if pos < end else 0x80
+                if length < 0x80:
+                    pos += 1
+                else:
+                    length, pos = _varint(buf, pos, end)
+                stop = pos + length
+                if stop > end:
+                    raise _Malformed(f"length {length} runs past the end of its message")
+                if label == _MAP:
+                    map_key, value = _decode_map_entry(buf, pos, stop, spec)
+                    out.setdefault(name, {})[map_key] = value
+                    pos = stop
+                    continue
+                if code == _C_STRING:
+                    value = buf[pos:stop].decode("utf-8")
+                elif code == _C_MESSAGE:
+                    value = _decode_message(buf, pos, stop, sub)
+                elif code == _C_SPECIAL:
+                    value = _special(sub, _decode_message(buf, pos, stop, sub))
+                elif code == _C_BYTES:
+                    value = base64.b64encode(buf[pos:stop]).decode("ascii")
+                elif label == _REPEATED:
+                    out.setdefault(name, []).extend(_packed(buf, pos, stop, code))
+                    pos = stop
+                    continue
+                else:
+                    raise _Malformed("got length-delimited data for a number")
+                pos = stop
+            else:
+                value, pos = _number(buf, pos, end, wire, code)
         except _Malformed as exc:
-            exc.path.append(f.name)
+            exc.path.append(name)
             raise
+        except UnicodeDecodeError as exc:
+            malformed = _Malformed("string is not valid UTF-8")
+            malformed.path.append(name)
+            raise malformed from exc
+
+        if label == _REPEATED:
+            out.setdefault(name, []).append(value)
+        elif inline:
+            out.update(value)
+        elif value is None or (not value and code >= _C_STRING and not keep_zero):
+            # Go's omitempty drops zero scalars; a zero Time marshals to nothing at all.
+            out.pop(name, None)
+        else:
+            out[name] = value
     return out
 
 
-def _decode_field(buf: bytes, pos: int, end: int, wire: int, f: Field, out: dict[str, Any]) -> int:
-    """Decode one occurrence of field ``f`` into ``out`` and return the next position."""
-    if wire == _LEN:
-        length, pos = _varint(buf, pos, end)
-        stop = pos + length
-        if stop > end:
-            raise _Malformed(f"length {length} runs past the end of its message")
-        if f.label is Label.MAP:
-            key, value = _decode_map_entry(buf, pos, stop, f)
-            out.setdefault(f.name, {})[key] = value
-            return stop
-        if f.scalar is not None and f.scalar not in ("string", "bytes"):
-            if f.label is not Label.REPEATED:
-                raise _Malformed(f"got length-delimited data for scalar {f.scalar}")
-            out.setdefault(f.name, []).extend(_packed(buf, pos, stop, f.scalar))
-            return stop
-        value = _len_value(buf, pos, stop, f)
-    else:
-        if f.scalar is None or f.label is Label.MAP:
-            raise _Malformed(f"got wire type {wire} for a message field")
-        value, stop = _fixed_value(buf, pos, end, wire, f.scalar)
-
-    if f.label is Label.REPEATED:
-        out.setdefault(f.name, []).append(value)
-    elif f.inline:
-        out.update(value)
-    elif value is None or (not value and f.scalar is not None and not f.keep_zero):
-        # Go's omitempty drops zero scalars; a zero Time marshals to nothing at all.
-        out.pop(f.name, None)
-    else:
-        out[f.name] = value
-    return stop
-
-
-def _len_value(buf: bytes, pos: int, stop: int, f: Field) -> Any:
-    if f.scalar == "string":
-        try:
-            return buf[pos:stop].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Malformed("string is not valid UTF-8") from exc
-    if f.scalar == "bytes":
-        return base64.b64encode(buf[pos:stop]).decode("ascii")
-    assert f.message is not None
-    if f.message.special is not Special.NONE:
-        return _special(f.message, _decode_message(buf, pos, stop, f.message))
-    return _decode_message(buf, pos, stop, f.message)
-
-
-def _fixed_value(buf: bytes, pos: int, end: int, wire: int, scalar: str) -> tuple[Any, int]:
+def _number(buf: bytes, pos: int, end: int, wire: int, code: int) -> tuple[Any, int]:
+    """A varint or fixed-width scalar, checked against the field's declared type."""
     if wire == _VARINT:
-        if scalar not in _VARINT_SCALARS:
-            raise _Malformed(f"got a varint for {scalar}")
+        if code < _C_BOOL or code > _C_UINT:
+            raise _Malformed("got a varint for a field that is not an integer or boolean")
         raw, pos = _varint(buf, pos, end)
-        return _from_varint(raw, scalar), pos
-    size = 8 if wire == _FIXED64 else 4 if wire == _FIXED32 else 0
-    if size == 0:
-        raise _Malformed(f"unsupported wire type {wire}")
-    if scalar not in ("double", "float") or (size == 8) != (scalar == "double"):
-        raise _Malformed(f"got a {size * 8}-bit value for {scalar}")
+        return _from_varint(raw, code), pos
+    if wire == _FIXED64 and code == _C_DOUBLE:
+        size, fmt = 8, "<d"
+    elif wire == _FIXED32 and code == _C_FLOAT:
+        size, fmt = 4, "<f"
+    else:
+        raise _Malformed(f"wire type {wire} does not match the field's type")
     if pos + size > end:
         raise _Malformed("truncated fixed-width value")
-    (value,) = struct.unpack_from("<d" if size == 8 else "<f", buf, pos)
-    return value, pos + size
+    return struct.unpack_from(fmt, buf, pos)[0], pos + size
 
 
-def _from_varint(raw: int, scalar: str) -> int | bool:
-    if scalar == "bool":
+def _from_varint(raw: int, code: int) -> int | bool:
+    if code == _C_BOOL:
         return raw != 0
-    if scalar == "int32":
+    if code == _C_INT32:
         raw &= 0xFFFFFFFF
         return raw - (1 << 32) if raw >= 1 << 31 else raw
-    if scalar == "int64":
+    if code == _C_INT64:
         raw &= 0xFFFFFFFFFFFFFFFF
         return raw - (1 << 64) if raw >= 1 << 63 else raw
     return raw
 
 
-def _packed(buf: bytes, pos: int, stop: int, scalar: str) -> list[Any]:
-    """A packed repeated scalar (proto3 style; accepted as every proto2 reader does)."""
+def _packed(buf: bytes, pos: int, stop: int, code: int) -> list[Any]:
+    """A packed repeated number (proto3 style; accepted as every proto2 reader does)."""
+    wire = _VARINT if code <= _C_UINT else _FIXED64 if code == _C_DOUBLE else _FIXED32
     values: list[Any] = []
     while pos < stop:
-        if scalar in _VARINT_SCALARS:
-            raw, pos = _varint(buf, pos, stop)
-            values.append(_from_varint(raw, scalar))
-        else:
-            value, pos = _fixed_value(
-                buf, pos, stop, _FIXED64 if scalar == "double" else _FIXED32, scalar
-            )
-            values.append(value)
+        value, pos = _number(buf, pos, stop, wire, code)
+        values.append(value)
     return values
 
 
-def _decode_map_entry(buf: bytes, pos: int, stop: int, f: Field) -> tuple[str, Any]:
+def _decode_map_entry(buf: bytes, pos: int, stop: int, spec: _Wire) -> tuple[str, Any]:
     """A map entry is a small message {1: key, 2: value}; keys are strings in Kubernetes."""
-    key = ""
-    value: Any = None
-    while pos < stop:
-        tag, pos = _varint(buf, pos, stop)
-        number = tag >> 3
-        wire = tag & 7
-        if number == 1 and wire == _LEN:
-            length, pos = _varint(buf, pos, stop)
-            try:
-                key = buf[pos : pos + length].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _Malformed("map key is not valid UTF-8") from exc
-            pos += length
-        elif number == 2:
-            holder: dict[str, Any] = {}
-            value_field = Field(2, "v", Label.OPTIONAL, f.scalar, f.message, False, True)
-            pos = _decode_field(buf, pos, stop, wire, value_field, holder)
-            value = holder.get("v")
-        else:
-            pos = _skip(buf, pos, stop, wire)
-        if pos > stop:
-            raise _Malformed("map entry runs past its end")
-    if value is None:
-        value = _zero(f)
-    return key, value
+    entry_message = spec[3]
+    entry = _decode_message(buf, pos, stop, entry_message)
+    if "v" in entry:
+        return str(entry.get("k", "")), entry["v"]
+    _, _, code, sub, _, _ = entry_message.wire[2]
+    return str(entry.get("k", "")), _zero(code, sub)
 
 
-def _zero(f: Field) -> Any:
+def _zero(code: int, sub: Message) -> Any:
     """The JSON value of an absent map value (proto2 map values default to zero)."""
-    if f.scalar in ("string", "bytes"):
+    if code in (_C_STRING, _C_BYTES):
         return ""
-    if f.scalar == "bool":
+    if code == _C_BOOL:
         return False
-    if f.scalar is not None:
-        return 0
-    assert f.message is not None
-    return _special(f.message, {}) if f.message.special is not Special.NONE else {}
+    if code == _C_MESSAGE:
+        return {}
+    if code == _C_SPECIAL:
+        return _special(sub, {})
+    return 0
 
 
 def _special(msg: Message, value: dict[str, Any]) -> Any:
@@ -400,7 +456,10 @@ def _special(msg: Message, value: dict[str, Any]) -> Any:
         nanos = int(value.get("nanos", 0))
         if (seconds == 0 and nanos == 0) or seconds == _EPOCH_ZERO_GO:
             return None
-        moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        try:
+            moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _Malformed(f"timestamp {seconds} is out of range") from exc
         if kind is Special.TIME:
             return moment.strftime(_TIME_FORMAT)
         return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos // 1000:06d}Z"
