@@ -1,0 +1,83 @@
+"""The ``syrup image`` commands: manual bumps, the event log and retries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import git, log_messages, make_remote, make_repo
+
+SYRUP = str(Path(sys.executable).with_name("syrup"))
+DEPLOY = "spec:\n  containers:\n  - image: ghcr.io/acme/web:{tag}\n"
+
+
+def syrup(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SYRUP, "image", *args, "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_set_bumps_a_tag_by_hand_and_events_lists_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"apps/web.yaml": DEPLOY.format(tag="1.0.0")})
+    data = tmp_path / "data"
+    result = syrup("set", "ghcr.io/acme/web:1.1.0", "--repo", str(repo), data=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "apps/web.yaml\n"
+    assert (repo / "apps/web.yaml").read_text() == DEPLOY.format(tag="1.1.0")
+    assert log_messages(repo)[0].startswith("Automated commit by image push (acme/web:1.1.0)")
+
+    listed = syrup("events", "--json", data=data)
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["state"] == "committed"
+    assert row["shas"] == [git("rev-parse", "HEAD", cwd=repo).strip()]
+
+
+def test_set_with_no_commit_only_changes_the_files(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"web.yaml": DEPLOY.format(tag="1.0.0")})
+    result = syrup(
+        "set", "ghcr.io/acme/web:1.1.0", "--repo", str(repo), "--no-commit", data=tmp_path / "data"
+    )
+    assert result.returncode == 0, result.stderr
+    assert git("status", "--porcelain", cwd=repo) == " M web.yaml\n"
+    assert len(log_messages(repo)) == 1
+
+
+def test_a_failed_event_is_listed_with_its_reason_and_can_be_retried(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path, {"web.yaml": DEPLOY.format(tag="1.0.0")})
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'remote is read-only today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    config = tmp_path / "updater.yaml"
+    config.write_text("push: {attempts: 1, backoff_seconds: 0}\n")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"image": "ghcr.io/acme/web", "tag": "1.1.0", "id": "e-1"}))
+    data = tmp_path / "data"
+
+    result = syrup(
+        "update",
+        "--repo",
+        str(remote),
+        "--event",
+        str(event),
+        "--push",
+        "--config",
+        str(config),
+        data=data,
+    )
+    assert result.returncode == 0
+    failed = syrup("events", "--failed", data=data)
+    assert failed.stdout.startswith("e-1\tghcr.io/acme/web:1.1.0\tfailed\t-\t")
+    assert "remote is read-only today" in failed.stdout
+
+    hook.unlink()
+    retried = syrup("retry", "e-1", "--config", str(config), data=data)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith("e-1: committed ")
+    assert syrup("events", "--failed", data=data).stdout == ""
+    assert syrup("retry", "nope", data=data).returncode == 1
