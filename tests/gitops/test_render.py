@@ -299,3 +299,11 @@ def test_the_cache_renders_unchanged_inputs_once_and_carries_untouched_apps_forw
     out = asyncio.run(scenario())
     assert out["sha"] == "b"
     assert cache.renders_by_app == {"gb": 2, "sw": 1}
+
+
+def test_an_app_of_apps_chart_does_not_depend_on_the_app_folders_beside_its_templates() -> None:
+    result = do_render(WAFFLE, "apps", app="apps")
+    changed = frozenset({"apps/snutt-prod/snutt-ev/snutt-ev.yaml"})
+    assert not render.touches(changed, result.watched)
+    assert render.touches(frozenset({"apps/templates/snutt-ev.yaml"}), result.watched)
+    assert render.touches(frozenset({"apps/values.yaml"}), result.watched)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import typer
@@ -28,6 +29,8 @@ def run(
     jitter_seconds: float = typer.Option(60.0, "--jitter-seconds", help="Refresh jitter."),
 ) -> None:
     """Keep the cluster equal to what its Applications' Git sources say."""
+    # lightkube's HTTP client (httpx2) logs every request at INFO: far too loud for watches.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     settings = controller.Settings(
         kubeconfig=kubeconfig,
         context=context,

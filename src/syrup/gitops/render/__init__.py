@@ -99,7 +99,7 @@ def render_now(req: Request, repo_root: Path) -> Result:
             namespace=req.namespace,
             capabilities=req.capabilities,
         )
-        watched = helm.watched_paths(rel, req.source.helm)
+        watched = helm.watched_paths(app_dir, rel, req.source.helm)
         caps = req.capabilities
     elif kind is models.SourceType.KUSTOMIZE:
         out = kustomize.render(app_dir, req.source.kustomize, repo_root=root)

@@ -111,12 +111,38 @@ def user_values(chart_dir: Path, repo_root: Path, spec: models.HelmSource) -> di
     return merged
 
 
-def watched_paths(chart_path: str, spec: models.HelmSource | None) -> list[str]:
-    """Repository paths whose change can change this render (the chart and its value files)."""
-    paths = [chart_path]
+_CHART_INPUTS = (
+    "Chart.yaml",
+    "Chart.lock",
+    "requirements.yaml",
+    "values.yaml",
+    "values.schema.json",
+    "templates",
+    "charts",
+    "crds",
+)
+
+
+def watched_paths(chart_dir: Path, chart_path: str, spec: models.HelmSource | None) -> list[str]:
+    """Repository paths whose change can change this render.
+
+    A chart reads its metadata, values, templates, subcharts and CRDs; other files only through
+    ``.Files``, so a chart whose templates never mention ``.Files`` does not re-render when, say,
+    a folder of manifests beside its templates changes (an app-of-apps chart at the root of a
+    monorepo).
+    """
+    templates = chart_dir / "templates"
+    uses_files = templates.is_dir() and any(
+        ".Files" in p.read_text(encoding="utf-8", errors="replace")
+        for p in templates.rglob("*")
+        if p.is_file()
+    )
+    if uses_files:
+        paths = [chart_path]
+    else:
+        paths = [_normpath(f"{chart_path}/{name}") for name in _CHART_INPUTS]
     for name in spec.value_files if spec else ():
-        parent = (Path(chart_path) / name).parent
-        paths.append(_normpath(parent.as_posix()))
+        paths.append(_normpath((Path(chart_path) / name).as_posix()))
     return list(dict.fromkeys(paths))
 
 

@@ -1,0 +1,252 @@
+"""Acceptance: drift and self-heal, pruning, refresh on request, and bad input of every kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cluster
+from tests.gitops import harness
+from tests.gitops.conftest import EXAMPLES, Repo
+
+
+@pytest.fixture
+def running(cluster: Cluster, ns: str, tmp_path: Path, git_home: Path) -> Iterator[harness.Running]:
+    run = harness.Running(harness.settings(cluster.kubeconfig, tmp_path / "data", ns))
+    yield run
+    run.stop()
+
+
+def synced(client: Any, ns: str, name: str, *, timeout: float = 60) -> dict[str, Any]:
+    """Wait until the app's last sync succeeded and it compares Synced (health aside)."""
+
+    def probe() -> dict[str, Any] | None:
+        app = harness.get_app(client, ns, name)
+        status = app.get("status") or {}
+        ok = (status.get("operationState") or {}).get("phase") == "Succeeded"
+        return app if ok and harness.app_state(app)[0] == "Synced" else None
+
+    return harness.wait_for(f"{ns}/{name} synced", probe, timeout=timeout)
+
+
+def deployment(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = cluster.kubectl_json("get", "deployment", name, "-n", ns)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "drifted"),
+    [
+        (("scale", "deployment/guestbook-ui", "--replicas=3"), ("spec", "replicas"), 3),
+        (
+            ("set", "image", "deployment/guestbook-ui", "guestbook-ui=nginx:1.27"),
+            ("image",),
+            "nginx:1.27",
+        ),
+    ],
+    ids=["kubectl scale", "kubectl set image"],
+)
+def test_live_drift_is_reverted_by_self_heal_and_only_reported_without_it(
+    cluster: Cluster,
+    ns: str,
+    make_repo: Callable[..., Repo],
+    running: harness.Running,
+    change: tuple[str, ...],
+    field: tuple[str, ...],
+    drifted: Any,
+) -> None:
+    repo = make_repo(EXAMPLES)
+    healing, watching = f"{ns}-heal", f"{ns}-watch"
+
+    def read(dep: dict[str, Any]) -> Any:
+        if field == ("image",):
+            return dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        return dep["spec"]["replicas"]
+
+    with cluster.client() as client:
+        for name, heal in ((healing, True), (watching, False)):
+            app = harness.application(
+                name, ns, repo=repo.url, path="guestbook", dest=name, automated={"selfHeal": heal}
+            )
+            harness.apply_app(client, app)
+        for name in (healing, watching):
+            synced(client, ns, name)
+            original = read(deployment(cluster, name, "guestbook-ui"))
+            cluster.kubectl(*change, "-n", name)
+            assert read(deployment(cluster, name, "guestbook-ui")) == drifted
+
+        # Self-heal puts the field back within 10 s.
+        harness.wait_for(
+            "self-heal to revert the drift",
+            lambda: read(deployment(cluster, healing, "guestbook-ui")) == original,
+            timeout=10,
+        )
+
+        # Without self-heal the app turns OutOfSync and the diff shows exactly that field.
+        harness.wait_for(
+            "the unhealed app to turn OutOfSync",
+            lambda: harness.app_state(harness.get_app(client, ns, watching))[0] == "OutOfSync",
+            timeout=10,
+        )
+    assert read(deployment(cluster, watching, "guestbook-ui")) == drifted
+    diffs = running.call(running.controller.diff(ns, watching))
+    assert list(diffs) == [f"Deployment.apps {watching}/guestbook-ui"]
+    changed = [
+        (line[0], line[1:].strip())
+        for line in next(iter(diffs.values())).splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    key = "image" if field == ("image",) else "replicas"
+    assert changed == [("-", f"{key}: {drifted}"), ("+", f"{key}: {original}")]
+
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
+
+
+def test_a_file_deleted_from_git_is_pruned_only_when_prune_is_on(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    repo = make_repo()
+    repo.write("app/keep.yaml", CM.format(name="keep"))
+    repo.write("app/gone.yaml", CM.format(name="gone"))
+    repo.commit()
+    pruning, keeping = f"{ns}-prune", f"{ns}-keep"
+    with cluster.client() as client:
+        for name, prune in ((pruning, True), (keeping, False)):
+            app = harness.application(
+                name, ns, repo=repo.url, path="app", dest=name, automated={"prune": prune}
+            )
+            harness.apply_app(client, app)
+        for name in (pruning, keeping):
+            harness.wait_synced_healthy(client, ns, name)
+
+        (repo.work / "app" / "gone.yaml").unlink()
+        head = repo.commit("delete gone.yaml")
+        assert running.refresh_repo(repo.url) == 2
+
+        def revision_of(name: str) -> Callable[[], dict[str, Any] | None]:
+            def probe() -> dict[str, Any] | None:
+                app = harness.get_app(client, ns, name)
+                op = (app.get("status") or {}).get("operationState") or {}
+                return app if op.get("syncResult", {}).get("revision") == head else None
+
+            return probe
+
+        harness.wait_for("the pruning app to sync the new commit", revision_of(pruning))
+        harness.wait_synced_healthy(client, ns, pruning)
+        gone = cluster.kubectl("get", "configmap", "gone", "-n", pruning, check=False)
+        assert gone.returncode != 0 and "NotFound" in gone.stderr
+        results = harness.get_app(client, ns, pruning)["status"]["operationState"]["syncResult"]
+        assert {"kind": "ConfigMap", "name": "gone", "status": "Pruned"}.items() <= next(
+            r for r in results["resources"] if r["name"] == "gone"
+        ).items()
+
+        kept = harness.wait_for("the keeping app to sync the new commit", revision_of(keeping))
+    cluster.kubectl("get", "configmap", "gone", "-n", keeping)
+    status = kept["status"]
+    assert status["sync"]["status"] == "OutOfSync"
+    row = next(r for r in status["resources"] if r["name"] == "gone")
+    assert row["requiresPruning"] is True and row["status"] == "OutOfSync"
+    result = next(
+        r for r in status["operationState"]["syncResult"]["resources"] if r["name"] == "gone"
+    )
+    assert result["status"] == "PruneSkipped"
+
+
+BAD_CHART = {
+    "chart/Chart.yaml": "apiVersion: v2\nname: broken\nversion: 0.1.0\n",
+    "chart/templates/cm.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n"
+        "  a: {{ .Values.missing.deeper }}\n"
+    ),
+}
+
+
+def condition(client: Any, ns: str, name: str, kind: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        conds = (harness.get_app(client, ns, name).get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == kind), None)
+
+    return harness.wait_for(f"a {kind} condition on {name}", probe, timeout=30)
+
+
+def failed_sync(client: Any, ns: str, name: str) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        op = (harness.get_app(client, ns, name).get("status") or {}).get("operationState") or {}
+        return op if op.get("phase") == "Failed" else None
+
+    return harness.wait_for(f"a failed sync of {name}", probe, timeout=30)
+
+
+def test_bad_input_of_each_kind_is_reported_and_other_apps_keep_syncing(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    repo = make_repo()
+    repo.write("good/cm.yaml", CM.format(name="good"))
+    repo.write("yaml/cm.yaml", CM.format(name="precious"))
+    repo.write("reject/cm.yaml", CM.format(name="Not_A_Valid_Name"))
+    for rel, text in BAD_CHART.items():
+        repo.write(rel, text)
+    repo.commit()
+
+    def app(suffix: str, path: str, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("repo", repo.url)
+        kw.setdefault("automated", {})
+        return harness.application(f"{ns}-{suffix}", ns, path=path, dest=f"{ns}-{suffix}", **kw)
+
+    with cluster.client() as client:
+        harness.apply_app(client, app("yaml", "yaml"))
+        harness.wait_synced_healthy(client, ns, f"{ns}-yaml")
+        before = cluster.kubectl_json("get", "configmap", "precious", "-n", f"{ns}-yaml")
+
+        # Invalid YAML: a ComparisonError naming the file and line; nothing applied.
+        repo.write("yaml/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n")
+        repo.commit("break the YAML")
+        running.refresh_repo(repo.url)
+        cond = condition(client, ns, f"{ns}-yaml", "ComparisonError")
+        assert cond["message"].startswith("yaml/cm.yaml:5: invalid YAML"), cond
+        after = cluster.kubectl_json("get", "configmap", "precious", "-n", f"{ns}-yaml")
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+        cases = {
+            "helm": app("helm", "chart"),
+            "revision": app("revision", "good", revision="no-such-branch"),
+            "unreachable": app("unreachable", "good", repo=str(repo.bare) + "-missing"),
+            "namespace": app("namespace", "good", options=[]),
+            "reject": app("reject", "reject"),
+        }
+        for obj in cases.values():
+            harness.apply_app(client, obj)
+        harness.apply_app(client, app("good", "good"))
+
+        helm_error = condition(client, ns, f"{ns}-helm", "ComparisonError")["message"]
+        assert "chart" in helm_error and "templates/cm.yaml:6" in helm_error
+        revision = condition(client, ns, f"{ns}-revision", "ComparisonError")["message"]
+        assert "no-such-branch" in revision
+        unreachable = condition(client, ns, f"{ns}-unreachable", "ComparisonError")["message"]
+        assert "-missing" in unreachable
+        missing_ns = failed_sync(client, ns, f"{ns}-namespace")["message"]
+        assert f"{ns}-namespace" in missing_ns and "not found" in missing_ns
+        rejected = failed_sync(client, ns, f"{ns}-reject")
+        assert "Not_A_Valid_Name" in rejected["message"]
+        assert rejected["syncResult"]["resources"][0]["status"] == "SyncFailed"
+        assert condition(client, ns, f"{ns}-reject", "SyncError")
+
+        # Meanwhile a good app syncs, and keeps syncing new commits.
+        harness.wait_synced_healthy(client, ns, f"{ns}-good")
+        repo.write("good/cm2.yaml", CM.format(name="second"))
+        repo.commit("add a config map")
+        running.refresh_repo(repo.url)
+        harness.wait_for(
+            "the good app to apply the new commit",
+            lambda: (
+                cluster.kubectl(
+                    "get", "configmap", "second", "-n", f"{ns}-good", check=False
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+        )
