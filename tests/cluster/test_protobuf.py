@@ -142,6 +142,25 @@ def test_times_int_or_strings_and_quantities_take_their_json_scalar_forms():
     assert quota["spec"] == {"hard": {"cpu": "500m"}}
 
 
+def test_required_status_counters_keep_their_zero():
+    status = vi(1, 0) + vi(2, 0) + vi(3, 2) + vi(4, 0) + vi(5, 0)
+    obj = protobuf.decode(envelope("apps/v1", "DaemonSet", ld(1, ld(1, "ds")) + ld(3, status)))
+    assert obj["status"] == {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 2,
+        "numberReady": 0,
+    }
+
+
+def test_an_embedded_object_may_itself_be_protobuf():
+    pod = envelope("v1", "Pod", ld(1, ld(1, "inner")))
+    revision = ld(1, ld(1, "rev-1")) + ld(2, ld(1, pod)) + vi(3, 1)
+    obj = protobuf.decode(envelope("apps/v1", "ControllerRevision", revision))
+    assert obj["data"] == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "inner"}}
+    assert obj["revision"] == 1
+
+
 def test_negative_integers_decode_from_ten_byte_varints():
     meta = ld(1, "n")
     spec = ld(2, ld(1, "c")) + vi(4, -1)  # terminationGracePeriodSeconds (int64 pointer)
@@ -519,7 +538,28 @@ GOLDEN: list[dict[str, Any]] = [
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": META,
-        "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}},
+        "spec": {
+            "minAvailable": "50%",
+            "selector": {"matchLabels": {"app": "web"}},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+        "status": {
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 1,
+            "expectedPods": 1,
+            "disruptedPods": {"p-1": "2024-05-06T07:08:09Z"},
+        },
+    },
+    {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "p-1", "namespace": "team"},
+        "deleteOptions": {
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "u-1"},
+            "dryRun": ["All"],
+        },
     },
     {
         "apiVersion": "scheduling.k8s.io/v1",

@@ -31,7 +31,6 @@ NB: only the kinds listed under ``kinds`` in the table decode; anything else is 
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime
 import functools
 import json
@@ -470,10 +469,17 @@ def _special(msg: Message, value: dict[str, Any]) -> Any:
     raw_b64 = value.get("raw") if kind is Special.RAW_EXTENSION else value.get("Raw")
     if not raw_b64:
         return None
+    raw = base64.b64decode(raw_b64)
+    if kind is Special.RAW_EXTENSION and raw.startswith(MAGIC):
+        # An embedded object may itself be protobuf (runtime.RawExtension carries either).
+        try:
+            return decode(raw)
+        except errors.BadRequest as exc:
+            raise _Malformed(f"embedded object: {exc.message}") from exc
     try:
-        return json.loads(base64.b64decode(raw_b64))
-    except (ValueError, binascii.Error) as exc:
-        raise _Malformed("embedded raw object is not JSON") from exc
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _Malformed("embedded raw object is neither JSON nor Kubernetes protobuf") from exc
 
 
 # -- encoding ----------------------------------------------------------------------------------
