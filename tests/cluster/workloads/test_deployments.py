@@ -1,0 +1,265 @@
+"""Deployments on the local cluster, driven by the real kubectl as a user would.
+
+Covers the issue's acceptance: the argocd-example-apps guestbook rolls out, updates to a new
+tag (old ReplicaSet scaled to zero, revision 2), rolls back, scales to five ready pods and is
+deleted with its ReplicaSets and pods; an image missing from a configured registry ends in
+ImagePullBackOff and ProgressDeadlineExceeded; a restart mid-rollout finishes it without
+duplicate pods.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.cluster.workloads.conftest import Registry, wait_for
+from tests.conftest import CORPUS, Cluster
+
+GUESTBOOK = CORPUS / "argocd-example-apps" / "guestbook"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def replicasets(cluster: Cluster, ns: str) -> dict[str, Any]:
+    items = cluster.kubectl_json("-n", ns, "get", "replicasets")["items"]
+    return {rs["metadata"]["name"]: rs for rs in items}
+
+
+def pods(cluster: Cluster, ns: str, selector: str = "app=guestbook-ui") -> list[Any]:
+    return list(cluster.kubectl_json("-n", ns, "get", "pods", "-l", selector)["items"])
+
+
+def test_guestbook_rolls_out_updates_rolls_back_scales_and_deletes(
+    cluster: Cluster, ns: str
+) -> None:
+    cluster.kubectl("-n", ns, "apply", "-f", str(GUESTBOOK))
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/guestbook-ui", "--timeout=60s")
+    first = replicasets(cluster, ns)
+    assert len(first) == 1
+    (first_name,) = first
+    assert first[first_name]["metadata"]["annotations"][REVISION] == "1"
+
+    # A new tag rolls out: a second ReplicaSet at revision 2, the old one scaled to zero.
+    cluster.kubectl(
+        "-n",
+        ns,
+        "set",
+        "image",
+        "deployment/guestbook-ui",
+        "guestbook-ui=gcr.io/google-samples/gb-frontend:v6",
+    )
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/guestbook-ui", "--timeout=60s")
+    second = replicasets(cluster, ns)
+    assert len(second) == 2
+    assert second[first_name]["spec"]["replicas"] == 0
+    (new_name,) = set(second) - {first_name}
+    assert second[new_name]["metadata"]["annotations"][REVISION] == "2"
+    assert second[new_name]["status"]["readyReplicas"] == 1
+    deploy = cluster.kubectl_json("-n", ns, "get", "deployment", "guestbook-ui")
+    assert deploy["metadata"]["annotations"][REVISION] == "2"
+    assert {c["type"]: c["reason"] for c in deploy["status"]["conditions"]} == {
+        "Available": "MinimumReplicasAvailable",
+        "Progressing": "NewReplicaSetAvailable",
+    }
+
+    # Undo goes back to the first template, reusing its ReplicaSet as revision 3.
+    cluster.kubectl("-n", ns, "rollout", "undo", "deployment/guestbook-ui")
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/guestbook-ui", "--timeout=60s")
+    third = replicasets(cluster, ns)
+    assert set(third) == {first_name, new_name}
+    assert third[first_name]["spec"]["replicas"] == 1
+    assert third[first_name]["metadata"]["annotations"][REVISION] == "3"
+    assert third[new_name]["spec"]["replicas"] == 0
+    image = cluster.kubectl(
+        "-n",
+        ns,
+        "get",
+        "deployment",
+        "guestbook-ui",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ).stdout
+    assert image == "gcr.io/google-samples/gb-frontend:v5"
+
+    # Scaling to five gives five ready pods.
+    cluster.kubectl("-n", ns, "scale", "deployment/guestbook-ui", "--replicas=5")
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/guestbook-ui", "--timeout=60s")
+    running = wait_for(
+        lambda: [p for p in pods(cluster, ns) if p["status"].get("phase") == "Running"],
+        what="running pods",
+    )
+    assert len(running) == 5
+    assert all(
+        c["status"] == "True"
+        for p in running
+        for c in p["status"]["conditions"]
+        if c["type"] == "Ready"
+    )
+    assert len({p["status"]["podIP"] for p in running}) == 5
+    endpoints = cluster.kubectl_json("-n", ns, "get", "endpoints", "guestbook-ui")
+    assert len(endpoints["subsets"][0]["addresses"]) == 5
+
+    # Deleting the Deployment removes its ReplicaSets and pods (background cascade).
+    cluster.kubectl("-n", ns, "delete", "deployment", "guestbook-ui")
+    wait_for(lambda: not replicasets(cluster, ns) and not pods(cluster, ns), what="cascade")
+
+
+def test_describe_and_events_tell_the_pod_story(cluster: Cluster, ns: str) -> None:
+    cluster.kubectl("-n", ns, "create", "deployment", "web", "--image=nginx:1.27")
+    cluster.kubectl("-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")
+    described = cluster.kubectl("-n", ns, "describe", "pod", "-l", "app=web").stdout
+    for reason in ("Scheduled", "Pulled", "Created", "Started"):
+        assert reason in described, described
+    assert "Successfully assigned" in described
+    events = cluster.kubectl("-n", ns, "get", "events").stdout
+    assert "ScalingReplicaSet" in events
+    assert "SuccessfulCreate" in events
+
+
+def test_rolling_update_never_exceeds_surge_or_unavailability(
+    sim_cluster: Callable[..., Cluster], tmp_path: Any
+) -> None:
+    cluster = sim_cluster(speed=20)
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]},
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+
+    # Watch the ReplicaSets' spec.replicas over the whole update.
+    watcher = cluster_watch(cluster)
+    cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.27")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    watcher.terminate()
+    out, _ = watcher.communicate(timeout=10)
+    totals: dict[str, int] = {}
+    peak = 0
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        name, replicas = line.split()
+        totals[name] = int(replicas)
+        peak = max(peak, sum(totals.values()))
+    assert peak <= 5, out
+    ready = cluster.kubectl_json("get", "deployment", "web")["status"]
+    assert ready["updatedReplicas"] == 4 and ready["availableReplicas"] == 4
+
+
+def cluster_watch(cluster: Cluster) -> Any:
+    import subprocess
+
+    from tests.conftest import KUBECTL
+
+    return subprocess.Popen(
+        [
+            KUBECTL,
+            "get",
+            "rs",
+            "--watch",
+            "--output-watch-events=false",
+            "--no-headers",
+            "-o",
+            "custom-columns=N:.metadata.name,R:.spec.replicas",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cluster.env(),
+    )
+
+
+def test_missing_image_backs_off_and_the_rollout_exceeds_its_deadline(
+    sim_cluster: Callable[..., Cluster], registry: Registry
+) -> None:
+    registry.push("team/app", "v1")
+    cluster = sim_cluster(speed=20, registries={registry.host: registry.url})
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "app", "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "progressDeadlineSeconds": 60,
+            "selector": {"matchLabels": {"app": "app"}},
+            "template": {
+                "metadata": {"labels": {"app": "app"}},
+                "spec": {"containers": [{"name": "app", "image": f"{registry.host}/team/app:v1"}]},
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    cluster.kubectl("rollout", "status", "deployment/app", "--timeout=60s")
+
+    # Roll to a tag the registry does not have.
+    cluster.kubectl("set", "image", "deployment/app", f"app={registry.host}/team/app:v2")
+
+    def waiting_reason() -> str | None:
+        for pod in cluster.kubectl_json("get", "pods", "-l", "app=app")["items"]:
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                waiting = status.get("state", {}).get("waiting") or {}
+                if waiting.get("reason") == "ImagePullBackOff":
+                    return str(waiting.get("message"))
+        return None
+
+    message = wait_for(waiting_reason, what="ImagePullBackOff")
+    assert f"{registry.host}/team/app:v2" in message
+    assert "manifest unknown" in message.lower() or "not found" in message.lower()
+    events = cluster.kubectl("get", "events").stdout
+    assert "ErrImagePull" in events
+
+    status = cluster.kubectl("rollout", "status", "deployment/app", "--timeout=60s", check=False)
+    assert status.returncode != 0
+    assert "exceeded its progress deadline" in status.stderr
+    progressing = [
+        c
+        for c in cluster.kubectl_json("get", "deployment", "app")["status"]["conditions"]
+        if c["type"] == "Progressing"
+    ]
+    assert progressing[0]["status"] == "False"
+    assert progressing[0]["reason"] == "ProgressDeadlineExceeded"
+    # The old pod keeps serving: the rollout is stuck, not broken.
+    assert cluster.kubectl_json("get", "deployment", "app")["status"]["availableReplicas"] == 1
+
+
+@pytest.mark.parametrize("kill", [True, False], ids=["killed", "stopped"])
+def test_a_restart_mid_rollout_finishes_without_duplicate_pods(
+    sim_cluster: Callable[..., Cluster], tmp_path: Any, kill: bool
+) -> None:
+    import signal
+
+    data = tmp_path / "data"
+    cluster = sim_cluster(data, speed=3)
+    cluster.kubectl("create", "deployment", "web", "--image=nginx:1.26", "--replicas=6")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    cluster.kubectl("set", "image", "deployment/web", "nginx=nginx:1.27")
+    wait_for(
+        lambda: len(replicasets(cluster, "default")) == 2,
+        what="the rollout to start",
+    )
+    cluster.stop(signal.SIGKILL if kill else signal.SIGTERM)
+
+    again = sim_cluster(data, speed=3)
+    again.kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+    rs = replicasets(again, "default")
+    assert sorted(r["spec"]["replicas"] for r in rs.values()) == [0, 6]
+    (new_rs,) = [name for name, r in rs.items() if r["spec"]["replicas"] == 6]
+    template_hash = rs[new_rs]["metadata"]["labels"]["pod-template-hash"]
+
+    def pod_hashes() -> list[str]:
+        items = again.kubectl_json("get", "pods", "-l", "app=web")["items"]
+        return [p["metadata"]["labels"]["pod-template-hash"] for p in items]
+
+    wait_for(lambda: len(pod_hashes()) == 6, what="exactly six pods")
+    assert pod_hashes() == [template_hash] * 6
