@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +129,15 @@ def test_hooks_configured_for_git_never_run_on_fetch(
     resolved = run(cache.resolve(repo.url, "HEAD"))
     run(cache.snapshot(repo.url, resolved.sha))
     assert not marker.exists()
+
+
+def test_a_requested_refresh_sees_a_commit_pushed_within_the_cache_ttl(
+    repo: Repo, tmp_path: Path
+) -> None:
+    cache = gitsrc.RepoCache(tmp_path / "cache", ls_remote_ttl=3600)
+    first = run(cache.resolve(repo.url, "HEAD")).sha
+    repo.write("guestbook/new.yaml", "")
+    second = repo.commit()
+    assert run(cache.resolve(repo.url, "HEAD")).sha == first  # the periodic path: cached
+    requested = time.monotonic()
+    assert run(cache.resolve(repo.url, "HEAD", fresh_after=requested)).sha == second

@@ -71,7 +71,8 @@ class AppState:
     targets: list[sync.Target] = field(default_factory=list)
     discovery_id: int = -1
     next_refresh: float = 0.0
-    force_refresh: bool = False
+    #: When a refresh was requested (``time.monotonic()``), or None.
+    force_refresh: float | None = None
     error: str = ""
     error_type: str = ""
     failures: int = 0
@@ -226,14 +227,14 @@ class Controller:
             source = ((app_obj.get("spec") or {}).get("source") or {}).get("repoURL")
             if source and git.normalize_url(str(source)) == wanted:
                 key = self._app_key(app_obj)
-                self.states.setdefault(key, AppState()).force_refresh = True
+                self.states.setdefault(key, AppState()).force_refresh = time.monotonic()
                 self._enqueue(key)
                 count += 1
         return count
 
     def refresh(self, namespace: str, name: str) -> None:
         key = f"{namespace}/{name}"
-        self.states.setdefault(key, AppState()).force_refresh = True
+        self.states.setdefault(key, AppState()).force_refresh = time.monotonic()
         self._enqueue(key)
 
     async def diff(self, namespace: str, name: str) -> dict[str, str]:
@@ -418,7 +419,7 @@ class Controller:
     def _refresh_due(self, app: models.Application, state: AppState) -> bool:
         now = time.monotonic()
         return (
-            state.force_refresh
+            state.force_refresh is not None
             or app.refresh is not None
             or app.operation is not None
             or state.result is None
@@ -444,12 +445,15 @@ class Controller:
     async def _refresh(
         self, obj: dict[str, Any], app: models.Application, state: AppState, log: Any
     ) -> bool:
-        hard = state.force_refresh or app.refresh is not None
-        state.force_refresh = False
+        # A requested refresh must see the remote as it is now, not a cached answer.
+        requested = state.force_refresh
+        if app.refresh is not None:
+            requested = time.monotonic()
+        state.force_refresh = None
         url = app.source.repo_url
         try:
             resolved = await self.repos.resolve(
-                url, app.source.target_revision, max_age=0 if hard else None
+                url, app.source.target_revision, fresh_after=requested
             )
             req = render.Request(
                 repo_url=resolved.url,

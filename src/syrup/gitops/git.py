@@ -114,7 +114,7 @@ class RepoCache:
         self.keep_snapshots = keep_snapshots
         self._locks: dict[str, asyncio.Lock] = {}
         self._refs: dict[str, tuple[float, dict[str, str]]] = {}
-        self._inflight: dict[str, asyncio.Future[dict[str, str]]] = {}
+        self._inflight: dict[str, tuple[float, asyncio.Future[dict[str, str]]]] = {}
         self._changes: dict[tuple[str, str, str], frozenset[str]] = {}
         self.ls_remote_calls = 0
         self.fetches = 0
@@ -127,22 +127,29 @@ class RepoCache:
 
     # -- resolving ------------------------------------------------------------------------
 
-    async def ls_remote(self, url: str, *, max_age: float | None = None) -> dict[str, str]:
+    async def ls_remote(
+        self, url: str, *, max_age: float | None = None, fresh_after: float | None = None
+    ) -> dict[str, str]:
         """Refs of the remote (``HEAD``, ``refs/heads/*``, ``refs/tags/*``) to SHAs.
 
-        Calls within ``max_age`` seconds share one answer, and concurrent calls share one
-        process, so 300 Applications of one monorepo cost one ``ls-remote`` per refresh cycle.
+        An answer is reused while younger than ``max_age`` seconds (default: the cache's TTL)
+        and, when ``fresh_after`` (a ``time.monotonic()`` instant) is given, only if its call
+        started after that instant: a refresh requested at T never sees refs read before T.
+        Concurrent callers share one process, so 300 Applications of one monorepo cost one
+        ``ls-remote`` per refresh cycle, and a webhook refreshing all of them costs about one.
         """
         url = normalize_url(url)
         ttl = self.ls_remote_ttl if max_age is None else max_age
+        floor = fresh_after if fresh_after is not None else time.monotonic() - ttl
         cached = self._refs.get(url)
-        if cached and time.monotonic() - cached[0] <= ttl:
+        if cached and cached[0] >= floor:
             return cached[1]
         pending = self._inflight.get(url)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        if pending is not None and pending[0] >= floor:
+            return await asyncio.shield(pending[1])
+        started = time.monotonic()
         future: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-        self._inflight[url] = future
+        self._inflight[url] = (started, future)
         try:
             refs = await self._ls_remote(url)
         except BaseException as exc:
@@ -150,9 +157,11 @@ class RepoCache:
             future.exception()  # NB: mark retrieved so an unshared failure logs no warning
             raise
         finally:
-            self._inflight.pop(url, None)
+            if self._inflight.get(url, (0.0, None))[1] is future:
+                del self._inflight[url]
         future.set_result(refs)
-        self._refs[url] = (time.monotonic(), refs)
+        if url not in self._refs or self._refs[url][0] <= started:
+            self._refs[url] = (started, refs)
         return refs
 
     async def _ls_remote(self, url: str) -> dict[str, str]:
@@ -168,11 +177,13 @@ class RepoCache:
                 refs.setdefault(ref, sha)
         return refs
 
-    async def resolve(self, url: str, revision: str, *, max_age: float | None = None) -> Resolved:
+    async def resolve(
+        self, url: str, revision: str, *, fresh_after: float | None = None
+    ) -> Resolved:
         """Turn ``targetRevision`` into a commit SHA with one cheap remote call."""
         url = normalize_url(url)
         rev = (revision or "HEAD").strip()
-        refs = await self.ls_remote(url, max_age=max_age)
+        refs = await self.ls_remote(url, fresh_after=fresh_after)
         for candidate in (rev, f"refs/heads/{rev}", f"refs/tags/{rev}", f"refs/{rev}"):
             if candidate in refs:
                 return Resolved(url=url, revision=rev, sha=refs[candidate])
