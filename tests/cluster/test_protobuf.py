@@ -718,13 +718,15 @@ def test_every_required_kind_is_in_the_table():
 
 
 def test_a_deployment_decodes_well_under_a_millisecond():
+    # CPU time, not wall time: the machine is shared and the bound is about this code's work.
     body = protobuf.encode(GOLDEN[6])
+    assert GOLDEN[6]["kind"] == "Deployment"
     best = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(100):
             protobuf.decode(body)
-        best = min(best, (time.perf_counter() - start) / 100)
+        best = min(best, (time.process_time() - start) / 100)
     assert best < 0.001, f"{best * 1e6:.0f} µs per Deployment"
 
 

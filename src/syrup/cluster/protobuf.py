@@ -362,6 +362,10 @@ def _decode_message(buf: bytes, pos: int, end: int, msg: Message) -> dict[str, A
                 else:
                     raise _Malformed("got length-delimited data for a number")
                 pos = stop
+            elif wire == _VARINT and _C_BOOL <= code <= _C_UINT and pos < end and buf[pos] < 0x80:
+                # Small non-negative numbers and booleans: one byte, no call.
+                value = buf[pos] if code != _C_BOOL else buf[pos] != 0
+                pos += 1
             else:
                 value, pos = _number(buf, pos, end, wire, code)
         except _Malformed as exc:
