@@ -88,7 +88,7 @@ def scope(workspace: Path | None = None) -> expressions.Scope:
         ("env.EMPTY == ''", True),
         # functions
         ("contains('Hello world', 'WORLD')", True),
-        ("contains(fromJSON('[\"push\", \"pull_request\"]'), github.event_name)", True),
+        ('contains(fromJSON(\'["push", "pull_request"]\'), github.event_name)', True),
         ("contains(github.event.commits.*.id, 'b2')", True),
         ("startsWith(github.ref, 'refs/HEADS/')", True),
         ("endsWith('file.yml', '.YML')", True),

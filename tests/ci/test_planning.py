@@ -25,7 +25,12 @@ SYRUP = str(Path(sys.executable).parent / "syrup")
         ({"os": ["a", "b"]}, [{"os": "a"}, {"os": "b"}]),
         (
             {"os": ["a", "b"], "py": [1, 2]},
-            [{"os": "a", "py": 1}, {"os": "a", "py": 2}, {"os": "b", "py": 1}, {"os": "b", "py": 2}],
+            [
+                {"os": "a", "py": 1},
+                {"os": "a", "py": 2},
+                {"os": "b", "py": 1},
+                {"os": "b", "py": 2},
+            ],
         ),
         (
             {"os": ["a", "b"], "py": [1, 2], "exclude": [{"os": "a", "py": 2}]},
@@ -155,7 +160,9 @@ def test_a_missing_required_input_of_a_reusable_workflow_is_an_error(tmp_path: P
         },
     )
     event = events.Event(name="push", ref="refs/heads/main", sha="0" * 40)
-    with pytest.raises(InvalidInput, match=r"caller\.yml:\d+: jobs\.call: callee\.yml requires input 'image'"):
+    with pytest.raises(
+        InvalidInput, match=r"caller\.yml:\d+: jobs\.call: callee\.yml requires input 'image'"
+    ):
         planning.plan_checkout(repo, event, host=planning.Host.detect(), workflow_file="caller.yml")
 
 

@@ -196,9 +196,24 @@ class Store:
         self._last_flush = time.monotonic()
         self._pid = os.getpid()
         self._start = _process_start(self._pid)
+        # Lines are written in batches; this thread bounds how stale a follower's view is.
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="ci-log-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self._FLUSH_SECONDS):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                if self._pending_logs:
+                    self.flush()
 
     def close(self) -> None:
         with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
             self.flush()
             self._db.close()
 
