@@ -1,0 +1,137 @@
+"""Run the API server inside the caller's event loop (``syrup up`` owns the loop and signals).
+
+State lives in ``DATA_DIR/api/``: ``accounts.json`` (bcrypt password hashes, token digests),
+``policy.csv`` (RBAC lines in Argo CD's format) and ``webhook-secret`` (generated on first
+start; GitHub/GitLab/Gitea webhooks are signed with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from syrup import errors, logs
+from syrup.api import app as api_app
+from syrup.api import auth, events, metrics, rbac, service
+from syrup.gitops import controller as gcontroller
+
+_log = logs.get(__name__)
+
+# casbin logs its whole model at INFO each time an enforcer is built.
+logging.getLogger("casbin").setLevel(logging.WARNING)
+
+ENV_ADMIN_PASSWORD = "SYRUP_ADMIN_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    namespace: str = "argocd"
+
+
+def _webhook_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_hex(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+class ApiServer:
+    """The REST API, webhooks, metrics and UI over one running controller."""
+
+    def __init__(
+        self, settings: Settings, *, ctl: gcontroller.Controller, metrics: metrics.Metrics
+    ) -> None:
+        self.settings = settings
+        state = settings.data_dir / "api"
+        state.mkdir(parents=True, exist_ok=True)
+        state.chmod(0o700)
+        self.accounts = auth.Accounts(state / "accounts.json")
+        self.initial_password = self.accounts.ensure_admin(
+            password=os.environ.get(ENV_ADMIN_PASSWORD) or None
+        )
+        self.webhook_secret_path = state / "webhook-secret"
+        self.broker = events.Broker()
+        self.metrics = metrics
+        self.ctl = ctl
+        self.context = api_app.Context(
+            service=service.Service(ctl, namespace=settings.namespace),
+            accounts=self.accounts,
+            policy=rbac.Policy(state / "policy.csv"),
+            metrics=metrics,
+            broker=self.broker,
+            webhook_secret=_webhook_secret(self.webhook_secret_path),
+        )
+        self.port = settings.port
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self.ctl.cache.listeners.append(self.broker.on_change)
+        self.ctl.cache.listeners.append(self.metrics.on_change)
+        self.metrics.watch_apps(self.context.service.applications)
+        config = uvicorn.Config(
+            api_app.create_app(self.context),
+            host=self.settings.host,
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            server_header=False,
+        )
+        self._server = _OwnedSignals(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                with contextlib.suppress(BaseException):
+                    self._task.result()
+                raise errors.Unavailable(
+                    f"the API server could not listen on {self.settings.host}:"
+                    f"{self.settings.port} (is the port in use? try --port)"
+                )
+            await asyncio.sleep(0.02)
+        sockets = [s for srv in self._server.servers for s in (srv.sockets or [])]
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        _log.info("API and UI ready", url=self.url)
+
+    async def stop(self) -> None:
+        self.broker.close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(ValueError):
+            self.ctl.cache.listeners.remove(self.broker.on_change)
+        with contextlib.suppress(ValueError):
+            self.ctl.cache.listeners.remove(self.metrics.on_change)
+
+
+class _OwnedSignals(uvicorn.Server):
+    """Leaves SIGINT/SIGTERM to ``syrup up``, which stops every component in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
