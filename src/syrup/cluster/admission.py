@@ -68,6 +68,18 @@ def check_name(rt: ResourceType, name: str) -> None:
             group=rt.group,
             causes=[errors.Cause("metadata.name", "Required value", "FieldValueRequired")],
         )
+    if rt.group == "rbac.authorization.k8s.io":
+        # RBAC objects only need a valid path segment ("system:metrics-server" is fine).
+        if name in (".", "..") or "/" in name or "%" in name:
+            message = f"Invalid value: {name!r}: may not contain '/' or '%', or be '.' or '..'"
+            raise errors.Invalid(
+                f'{rt.kind}.{rt.group} "{name}" is invalid: metadata.name: {message}',
+                kind=rt.kind,
+                group=rt.group,
+                name=name,
+                causes=[errors.Cause("metadata.name", message)],
+            )
+        return
     if rt.plural in _LABEL_NAMED:
         ok = len(name) <= 63 and _DNS1123_LABEL.match(name) is not None
         rule = "a lowercase RFC 1123 label"
@@ -232,6 +244,8 @@ class EngineAdmission(Admission):
         )
         if rt.plural == _CRDS and rt.group == _CRD_GROUP:
             self._check_crd(new)
+        if old is not None:
+            _keep_generation(rt, old, new)
 
         if not applied:
             engine.managed.record_update(
@@ -322,6 +336,24 @@ class EngineAdmission(Admission):
         )
         self._applied.meta = new.get("metadata")
         return new
+
+
+def _keep_generation(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Undo a generation bump when the spec only differed before defaulting.
+
+    Storage compares specs before admission; a patch that drops a field the server defaults
+    (``$retainKeys`` on a Deployment's strategy) looks like a change until defaults put it back.
+    """
+    old_gen = (old.get("metadata") or {}).get("generation")
+    meta = new.get("metadata") or {}
+    if old_gen is None or meta.get("generation") in (None, old_gen):
+        return
+    spec_changed = any(
+        old.get(k) != new.get(k) for k in set(old) | set(new) if k not in ("metadata", "status")
+    )
+    status_counts = bool(rt.crd) and "status" not in rt.subresources
+    if not spec_changed and not (status_counts and old.get("status") != new.get("status")):
+        meta["generation"] = old_gen
 
 
 def create() -> Admission:

@@ -153,11 +153,22 @@ def _crd_definitions(ref_prefix: str) -> dict[str, dict[str, tuple[str, dict[str
 _QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force")
 
 
-def _paths(gv: str, kinds: list[tuple[str, str, bool]]) -> dict[str, Any]:
+_PATCH_TYPES = (
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+def _paths(
+    gv: str, kinds: list[tuple[str, str, bool]], custom: frozenset[tuple[str, str, str]]
+) -> dict[str, Any]:
     """One path per kind whose PATCH names its GVK and query parameters.
 
     kubectl checks here that the server understands ``fieldValidation`` for a kind before it
-    relies on server-side validation, so each kind needs a PATCH operation carrying both.
+    relies on server-side validation, and which patch types it accepts (custom resources take
+    no strategic merge patch), so each kind needs a PATCH operation carrying both.
     """
     group, _, version = gv.rpartition("/")
     base = f"/apis/{gv}" if group else f"/api/{gv}"
@@ -169,9 +180,14 @@ def _paths(gv: str, kinds: list[tuple[str, str, bool]]) -> dict[str, Any]:
             {"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
             for p in _QUERY_PARAMS
         ]
+        media = _PATCH_TYPES if (group, version, kind) not in custom else _PATCH_TYPES[:-1]
         operation = {
             "operationId": f"patch{kind}",
             "parameters": params,
+            "requestBody": {
+                "content": {m: {"schema": {"type": "object"}} for m in media},
+                "required": True,
+            },
             "responses": {"200": {"description": "OK"}},
             "x-kubernetes-action": "patch",
             "x-kubernetes-group-version-kind": gvk,
@@ -192,6 +208,15 @@ def _served_kinds() -> dict[str, list[tuple[str, str, bool]]]:
             namespaced = spec.get("scope", "Namespaced") == "Namespaced"
             out.setdefault(api_version, []).append((names.get("plural", ""), kind, namespaced))
     return out
+
+
+def _custom_kinds() -> frozenset[tuple[str, str, str]]:
+    out = set()
+    for crd in schemas.registered_crds():
+        group = (crd.get("spec") or {}).get("group", "")
+        for _, kind, version in schemas.crd_kinds(crd):
+            out.add((group, version, kind))
+    return frozenset(out)
 
 
 def _crd_key() -> str:
@@ -223,7 +248,7 @@ def v2_document() -> dict[str, Any]:
             definitions[name] = schema
     paths: dict[str, Any] = {}
     for gv, served in _served_kinds().items():
-        paths.update(_paths(gv, served))
+        paths.update(_paths(gv, served, _custom_kinds()))
     doc = {"swagger": "2.0", "info": _info(), "paths": paths, "definitions": definitions}
     with _lock:
         _cache[key] = doc
@@ -258,7 +283,7 @@ def _v3_documents() -> dict[str, tuple[dict[str, Any], str]]:
         doc = {
             "openapi": "3.0.0",
             "info": _info(),
-            "paths": _paths(gv, kinds.get(gv, [])),
+            "paths": _paths(gv, kinds.get(gv, []), _custom_kinds()),
             "components": {"schemas": components},
         }
         digest = hashlib.sha512(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()

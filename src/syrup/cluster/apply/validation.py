@@ -223,7 +223,10 @@ def _check_meta(obj: Obj, out: _Collector, *, namespaced_name_rule: str) -> None
     if not name and not meta.get("generateName"):
         out.required("metadata.name", "name or generateName is required")
     elif isinstance(name, str) and name:
-        if namespaced_name_rule == "label":
+        if namespaced_name_rule == "path":
+            if name in (".", "..") or "/" in name or "%" in name:
+                out.invalid("metadata.name", name, "may not contain '/' or '%', or be '.' or '..'")
+        elif namespaced_name_rule == "label":
             if len(name) > 63 or not _DNS1123_LABEL.match(name):
                 out.invalid(
                     "metadata.name",
@@ -404,8 +407,8 @@ def _check_service(obj: Obj, out: _Collector) -> None:
         if len(ports) > 1 and not name:
             out.required(f"{ppath}.name")
         if isinstance(name, str) and name:
-            if not _IANA_SVC_NAME.match(name) or len(name) > 15:
-                out.invalid(f"{ppath}.name", name, "must be a valid IANA service name")
+            if not _DNS1123_LABEL.match(name) or len(name) > 63:
+                out.invalid(f"{ppath}.name", name, "a lowercase RFC 1123 label is required")
             if name in names:
                 out.duplicate(f"{ppath}.name", name)
             names.add(name)
@@ -505,7 +508,10 @@ def validate(
     warnings = unknown_field_warnings(obj, out.unknown, field_validation=field_validation)
 
     kind = str(obj.get("kind", ""))
-    _check_meta(obj, out, namespaced_name_rule="label" if kind in _LABEL_NAMED else "subdomain")
+    rule = "label" if kind in _LABEL_NAMED else "subdomain"
+    if str(obj.get("apiVersion", "")).startswith("rbac.authorization.k8s.io/"):
+        rule = "path"
+    _check_meta(obj, out, namespaced_name_rule=rule)
     if kind in _WORKLOADS or kind in ("Job", "CronJob", "ReplicationController"):
         _check_template(obj, out)
     elif kind == "Pod":
