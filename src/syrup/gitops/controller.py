@@ -525,6 +525,7 @@ class Controller:
                 create_namespace="CreateNamespace=true" in (op.options | app.sync_policy.options),
                 namespace=app.destination.namespace,
                 dry_run=op.dry_run,
+                validate="Validate=false" not in (op.options | app.sync_policy.options),
             )
             result = await self._sync(obj, app, state, opts, initiated={"username": "syrup"})
             await self._patch_app(obj, {"operation": None})
@@ -560,6 +561,7 @@ class Controller:
             prune=policy.prune,
             create_namespace=policy.has("CreateNamespace=true"),
             namespace=app.destination.namespace,
+            validate=not policy.has("Validate=false"),
         )
         return await self._sync(obj, app, state, opts, initiated={"automated": True})
 

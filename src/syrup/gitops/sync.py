@@ -330,6 +330,7 @@ class Options:
     create_namespace: bool
     namespace: str
     dry_run: bool = False
+    validate: bool = True
 
 
 def _result(target: Target, code: ResultCode, message: str) -> ResourceResult:
@@ -360,8 +361,10 @@ class Syncer:
         self.comparer = comparer
         self.app = app
         self.log = _log.bind(app=app)
+        self.validate = True
 
     async def run(self, targets: list[Target], opts: Options) -> Outcome:
+        self.validate = opts.validate
         # A dry run of everything first: one bad object stops the sync before anything lands.
         creatable = {t.key.name for t in targets if t.key.group == "" and t.key.kind == "Namespace"}
         if opts.create_namespace and opts.namespace:

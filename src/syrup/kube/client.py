@@ -280,11 +280,15 @@ class Client:
         field_manager: str,
         dry_run: bool = False,
         force: bool = True,
+        validate: bool = True,
     ) -> Obj:
         meta = obj.get("metadata") or {}
         params = {"fieldManager": field_manager}
         if force:
             params["force"] = "true"
+        if not validate:
+            # Argo CD's Validate=false: unknown or duplicate fields are not an error.
+            params["fieldValidation"] = "Ignore"
         if dry_run:
             params["dryRun"] = "All"
         out: Obj = await self.request(
