@@ -848,3 +848,22 @@ def test_a_malformed_protobuf_body_is_a_400_and_stores_nothing(cluster: Cluster,
         created = c.post(url, content=good, headers=headers)
         assert created.status_code == 201, created.text
         assert c.get(f"{url}/ok").json()["data"] == {"k": "v"}
+
+
+def test_put_replaces_an_object_from_a_protobuf_body(cluster: Cluster, ns: str):
+    headers = {"Content-Type": protobuf.CONTENT_TYPE}
+    url = f"/api/v1/namespaces/{ns}/configmaps"
+    obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "swap"},
+        "data": {"v": "1"},
+    }
+    with cluster.client() as c:
+        created = c.post(url, content=protobuf.encode(obj), headers=headers)
+        assert created.status_code == 201, created.text
+        obj["metadata"]["resourceVersion"] = created.json()["metadata"]["resourceVersion"]
+        obj["data"] = {"v": "2", "w": "new"}
+        replaced = c.put(f"{url}/swap", content=protobuf.encode(obj), headers=headers)
+        assert replaced.status_code == 200, replaced.text
+        assert c.get(f"{url}/swap").json()["data"] == {"v": "2", "w": "new"}
