@@ -409,6 +409,8 @@ def remove(value: Any, drop: Tree, owned: Tree, schema: Schema) -> Any:
             sub_owned = owned.get(key) or {}
             if MEMBER in sub_drop and not sub_owned:
                 continue
+            # An item that stays keeps its key fields: they are its identity, not its content.
+            sub_drop = {k: v for k, v in sub_drop.items() if k[2:] not in schema.list_keys}
             out_list.append(remove(item, sub_drop, sub_owned, items))
         return out_list
     return value

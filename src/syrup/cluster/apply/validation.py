@@ -322,15 +322,36 @@ def _selector_matches(selector: Any, labels: Obj) -> bool:
     return True
 
 
+#: Enumerations the Go types enforce but the published schema leaves as plain strings.
+_POD_ENUMS = {
+    "restartPolicy": ["Always", "OnFailure", "Never"],
+    "dnsPolicy": ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+}
+_CONTAINER_ENUMS = {
+    "imagePullPolicy": ["Always", "IfNotPresent", "Never"],
+    "terminationMessagePolicy": ["File", "FallbackToLogsOnError"],
+}
+_PROTOCOLS = ["SCTP", "TCP", "UDP"]
+
+
+def _check_enums(obj: Obj, enums: dict[str, list[str]], path: str, out: _Collector) -> None:
+    for name, allowed in enums.items():
+        value = obj.get(name)
+        if value is not None and value not in allowed:
+            out.unsupported(f"{path}.{name}", value, allowed)
+
+
 def _check_pod_spec(spec: Any, path: str, out: _Collector) -> None:
     if not isinstance(spec, dict):
         return
+    _check_enums(spec, _POD_ENUMS, path, out)
     names: set[str] = set()
     for key in ("initContainers", "containers"):
         for i, c in enumerate(spec.get(key) or []):
             if not isinstance(c, dict):
                 continue
             cpath = f"{path}.{key}[{i}]"
+            _check_enums(c, _CONTAINER_ENUMS, cpath, out)
             name = c.get("name")
             if isinstance(name, str):
                 if not _DNS1123_LABEL.match(name) or len(name) > 63:
@@ -341,6 +362,8 @@ def _check_pod_spec(spec: Any, path: str, out: _Collector) -> None:
             if not c.get("image") and key == "containers":
                 out.required(f"{cpath}.image")
             for j, port in enumerate(c.get("ports") or []):
+                if isinstance(port, dict):
+                    _check_enums(port, {"protocol": _PROTOCOLS}, f"{cpath}.ports[{j}]", out)
                 number = (port or {}).get("containerPort")
                 if isinstance(number, int) and not 0 < number < 65536:
                     out.invalid(
@@ -373,6 +396,12 @@ def _check_template(obj: Obj, out: _Collector) -> None:
             check_labels(labels, f"{base}.metadata.labels", out)
         _check_pod_spec(template.get("spec"), f"{base}.spec", out)
 
+    strategy = spec.get("strategy")
+    if kind == "Deployment" and isinstance(strategy, dict):
+        _check_enums(strategy, {"type": ["Recreate", "RollingUpdate"]}, "spec.strategy", out)
+    if kind == "CronJob":
+        _check_enums(spec, {"concurrencyPolicy": ["Allow", "Forbid", "Replace"]}, "spec", out)
+
     if kind in _WORKLOADS:
         selector = spec.get("selector")
         if not isinstance(selector, dict):
@@ -394,6 +423,10 @@ def _check_service(obj: Obj, out: _Collector) -> None:
     if not isinstance(spec, dict):
         return
     kind = spec.get("type") or "ClusterIP"
+    service_types = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+    _check_enums(
+        spec, {"type": service_types, "sessionAffinity": ["ClientIP", "None"]}, "spec", out
+    )
     ports = spec.get("ports") or []
     if kind not in ("ExternalName",) and not ports and spec.get("clusterIP") != "None":
         out.required("spec.ports")
@@ -403,6 +436,7 @@ def _check_service(obj: Obj, out: _Collector) -> None:
         if not isinstance(port, dict):
             continue
         ppath = f"spec.ports[{i}]"
+        _check_enums(port, {"protocol": _PROTOCOLS}, ppath, out)
         name = port.get("name")
         if len(ports) > 1 and not name:
             out.required(f"{ppath}.name")
