@@ -100,14 +100,14 @@ class FileResult:
         return any(slot.state is SlotState.CHANGED for slot in self.slots)
 
 
-def might_reference(text: str, repository: refs.Repository) -> bool:
-    """Cheap pre-filter: a file that never names the repository's path cannot reference it,
-    so it need not be parsed (this keeps an event on a big repository fast). Docker Hub's
-    official images are written without ``library/``, hence only the last component there."""
+def needle(repository: refs.Repository) -> str:
+    """Text every file referencing the repository contains: its path (without ``library/``
+    for Docker Hub's official images, which are written bare). A file without it cannot
+    reference the repository and need not be parsed."""
     path = repository.path
     if repository.host == refs.DOCKER_HUB:
         path = path.removeprefix("library/")
-    return path in text
+    return path
 
 
 def edit(text: str, *, path: str, target: Target, rules: Rules) -> FileResult:

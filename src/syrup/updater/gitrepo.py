@@ -3,10 +3,14 @@ and push from, through the ``git`` command line.
 
 Two kinds of working tree:
 
-* a **cached clone** of a URL under the data directory, which the updater owns: before each
-  event it is fetched and reset to the remote branch, so an edit is always applied to the
-  current head (this is how a non-fast-forward push is retried: fetch, re-apply, push; never a
-  blind rebase);
+* a **cached clone** of a URL under the data directory, which the updater owns: it is fetched
+  and reset to the remote branch whenever its state is not known (first use in a process,
+  after a rejected or failed push), so an edit is always applied to the current head; this is
+  how a non-fast-forward push is retried: fetch, re-apply, push, never a blind rebase. Between
+  two successful pushes of one process the fetch is skipped (optimistic: the remote refusing
+  a push is the signal that it moved). NB: two processes sharing one data directory share the
+  clone, so one may push the other's unpushed commit; the trailer check keeps the outcome
+  exactly-once all the same;
 * a **local checkout** named by the user (``syrup image update --repo DIR``), edited in place;
   its other changes are never touched (commits name their files explicitly).
 
@@ -26,7 +30,6 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 from syrup.errors import InvalidInput, RetryLater, Unavailable
@@ -75,15 +78,21 @@ class Workspace:
     branch: str
     owned: bool
     has_remote: bool
+    in_sync: bool = False
+    """True while an owned clone's branch is known to equal the remote's (after a fetch, or
+    after our own successful push); anything else clears it."""
 
     def sync(self) -> None:
-        """Bring an owned clone to the remote branch's head (no-op for a local checkout)."""
-        if not self.owned:
+        """Bring an owned clone to the remote branch's head (no-op for a local checkout, or
+        when the clone is known to be in sync: a moved remote then shows as a rejected push,
+        which clears :attr:`in_sync` and so costs one fetch only when it happens)."""
+        if not self.owned or self.in_sync:
             return
+        # The clone is on the branch and the updater writes only tracked files, so a hard reset
+        # is enough to drop anything a crashed attempt left (a local commit, edited files).
         git("fetch", "--quiet", "--no-tags", "origin", self.branch, cwd=self.root)
-        git("checkout", "--quiet", "-B", self.branch, "FETCH_HEAD", cwd=self.root)
         git("reset", "--quiet", "--hard", "FETCH_HEAD", cwd=self.root)
-        git("clean", "--quiet", "-fdx", cwd=self.root)
+        self.in_sync = True
 
     def head(self) -> str:
         return git("rev-parse", "HEAD", cwd=self.root).strip()
@@ -107,13 +116,25 @@ class Workspace:
             return None
         return out.strip() or None
 
-    def files(self, patterns: Sequence[str]) -> list[str]:
-        """Tracked YAML files under the configured paths (directories or fnmatch globs)."""
-        listed = git("ls-files", "-z", cwd=self.root).split("\0")
-        yaml_files = [path for path in listed if path.endswith((".yaml", ".yml"))]
-        if not patterns:
-            return yaml_files
-        return [path for path in yaml_files if any(_selects(p, path) for p in patterns)]
+    def candidates(self, patterns: Sequence[str], *, needle: str) -> list[str]:
+        """Tracked YAML files under the configured paths whose text contains ``needle``.
+
+        One ``git grep`` instead of reading every file: the pre-filter that keeps an event on
+        a large repository fast. A path is a directory or a git pathspec glob (``**/*.yaml``).
+        """
+        pathspecs = [_pathspec(pattern) for pattern in patterns] or ["."]
+        result = subprocess.run(
+            ["git", "grep", "-l", "-z", "-F", "-I", "-e", needle, "--", *pathspecs],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # git grep exits 1 when nothing matches: not an error.
+        if result.returncode not in (0, 1):
+            raise GitFailed(f"git grep failed in {self.root}: {result.stderr.strip()}")
+        found = [path for path in result.stdout.split("\0") if path]
+        return [path for path in found if path.endswith((".yaml", ".yml"))]
 
     def read(self, path: str) -> str:
         # Bytes in, text out, newlines untouched: CRLF files must stay CRLF.
@@ -130,7 +151,6 @@ class Workspace:
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
-        git("add", "--", *files, cwd=self.root)
         git(
             "-c",
             "commit.gpgsign=false",
@@ -176,12 +196,10 @@ class Workspace:
         return git("remote", "get-url", "origin", cwd=self.root).strip()
 
 
-def _selects(pattern: str, path: str) -> bool:
-    pattern = pattern.removeprefix("./")
-    if pattern.endswith("/") or ("*" not in pattern and "?" not in pattern and "[" not in pattern):
-        directory = pattern.rstrip("/")
-        return path == directory or path.startswith(directory + "/") or not directory
-    return fnmatchcase(path, pattern)
+def _pathspec(pattern: str) -> str:
+    if any(char in pattern for char in "*?["):
+        return f":(glob){pattern}"
+    return pattern.rstrip("/") or "."
 
 
 def is_work_tree(path: Path) -> bool:

@@ -98,6 +98,7 @@ class Updater:
         self._helm_keys = tuple((pair.repository, pair.tag) for pair in settings.config.helm_keys)
         self._images = _image_rules(settings.config, aliases=self._aliases)
         self._thread_lock = threading.Lock()
+        self._workspaces: dict[tuple[str, str | None], tuple[gitrepo.Workspace, Path]] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -188,7 +189,11 @@ class Updater:
             for attempt in range(1, attempts + 1):
                 try:
                     return self._apply_once(event, target, workspace)
-                except gitrepo.PushRejected as error:
+                except BaseException as error:
+                    # Whatever went wrong, the clone's state is no longer known.
+                    workspace.in_sync = False
+                    if not isinstance(error, gitrepo.PushRejected):
+                        raise
                     log.warning(
                         "push rejected, re-applying on the new head",
                         event_id=event.id,
@@ -237,6 +242,7 @@ class Updater:
             workspace.write(result.path, result.text)
         files = tuple(result.path for result in changed)
         if not target.commit:
+            workspace.in_sync = False
             return RepoOutcome(
                 repo=target.url, state=EventState.APPLIED, files=files, warnings=warnings
             )
@@ -247,7 +253,9 @@ class Updater:
             name=self.settings.config.identity.name,
             email=self.settings.config.identity.email,
         )
-        if target.push and workspace.has_remote:
+        if not (target.push and workspace.has_remote):
+            workspace.in_sync = False
+        else:
             workspace.push()
             log.info("pushed", event_id=event.id, repo=target.url, branch=workspace.branch, sha=sha)
             if self.settings.on_pushed is not None:
@@ -279,13 +287,12 @@ class Updater:
 
         results: list[edits.FileResult] = []
         warnings: list[str] = []
-        for path in workspace.files(target.paths):
+        needle = edits.needle(event.repository)
+        for path in workspace.candidates(target.paths, needle=needle):
             try:
                 text = workspace.read(path)
             except (OSError, UnicodeDecodeError) as error:
                 warnings.append(f"{path}: skipped, cannot be read as UTF-8 ({error})")
-                continue
-            if not edits.might_reference(text, event.repository):
                 continue
             try:
                 results.append(edits.edit(text, path=path, target=edit_target, rules=rules))
@@ -305,6 +312,13 @@ class Updater:
         return f"{subject}\n\n{gitrepo.TRAILER}: {event.id}\n"
 
     def _open(self, target: RepoTarget) -> tuple[gitrepo.Workspace, Path]:
+        # Opening asks git several questions; the answers hold for the life of the updater.
+        key = (target.url, target.branch)
+        if key not in self._workspaces:
+            self._workspaces[key] = self._open_uncached(target)
+        return self._workspaces[key]
+
+    def _open_uncached(self, target: RepoTarget) -> tuple[gitrepo.Workspace, Path]:
         local = Path(target.url).expanduser()
         if gitrepo.is_work_tree(local):
             workspace = gitrepo.open_local(local, branch=target.branch)
