@@ -59,6 +59,9 @@ KUBE_VERSION = {
 _PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", "/version/"})
 _JSON = "application/json"
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
+_OPENAPI_V2_PROTOBUF = "application/octet-stream"
+#: An OpenAPI v2 ``Document`` message holding only ``swagger: "2.0"`` (field 1).
+_EMPTY_OPENAPI_V2_PROTOBUF = b"\x0a\x032.0"
 
 
 @dataclass(frozen=True)
@@ -553,13 +556,20 @@ class ClusterApp:
             openapi: Any = importlib.import_module("syrup.cluster.apply.openapi")
         except ImportError as exc:
             raise errors.NotFound("the OpenAPI documents are not served yet") from exc
+        if parts[1:] == ["v2"] and "protobuf" in request.headers.get("accept", ""):
+            # kubectl asks for v2 as protobuf only to validate kinds that v3 does not describe
+            # (custom resources whose CRD is missing). A document without definitions makes it
+            # skip client-side validation, so the server's own answer ("no matches for kind")
+            # reaches the user, as with a real cluster.
+            return Response(_EMPTY_OPENAPI_V2_PROTOBUF, media_type=_OPENAPI_V2_PROTOBUF)
         doc: Any
+        # Building a document walks thousands of schemas: keep the event loop serving meanwhile.
         if parts[1:] == ["v2"]:
-            doc = openapi.v2_document()
+            doc = await asyncio.to_thread(openapi.v2_document)
         elif parts[1:] == ["v3"]:
-            doc = openapi.v3_index()
+            doc = await asyncio.to_thread(openapi.v3_index)
         elif len(parts) >= 3 and parts[1] == "v3":
-            doc = openapi.v3_group_version("/".join(parts[2:]))
+            doc = await asyncio.to_thread(openapi.v3_group_version, "/".join(parts[2:]))
         else:
             doc = None
         if doc is None:
