@@ -867,3 +867,12 @@ def test_put_replaces_an_object_from_a_protobuf_body(cluster: Cluster, ns: str):
         replaced = c.put(f"{url}/swap", content=protobuf.encode(obj), headers=headers)
         assert replaced.status_code == 200, replaced.text
         assert c.get(f"{url}/swap").json()["data"] == {"v": "2", "w": "new"}
+
+
+def test_objects_nested_without_end_are_a_bad_request_not_a_crash():
+    body = envelope("v1", "Pod", ld(1, ld(1, "innermost")))
+    for _ in range(50):
+        body = envelope("apps/v1", "ControllerRevision", ld(2, ld(1, body)))
+    with pytest.raises(errors.BadRequest, match="nest more than 8 deep") as caught:
+        protobuf.decode(body)
+    assert len(str(caught.value)) < 2000

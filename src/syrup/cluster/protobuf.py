@@ -31,6 +31,7 @@ NB: only the kinds listed under ``kinds`` in the table decode; anything else is 
 from __future__ import annotations
 
 import base64
+import contextvars
 import datetime
 import functools
 import json
@@ -49,6 +50,8 @@ _TABLE_FILE: Final = "protobuf_fields.json"
 _UNKNOWN: Final = "runtime.Unknown"
 _EPOCH_ZERO_GO: Final = -62135596800  # time.Time{}.Unix(): Go's zero time
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+_MAX_EMBED_DEPTH: Final = 8
+_EMBED_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("_EMBED_DEPTH", default=0)
 
 # Wire types (protobuf encoding spec).
 _VARINT: Final = 0
@@ -475,11 +478,18 @@ def _special(msg: Message, value: dict[str, Any]) -> Any:
         return None
     raw = base64.b64decode(raw_b64)
     if kind is Special.RAW_EXTENSION and raw.startswith(MAGIC):
-        # An embedded object may itself be protobuf (runtime.RawExtension carries either).
+        # An embedded object may itself be protobuf (runtime.RawExtension carries either);
+        # only these nest without a bound in the schema, so their depth is capped.
+        depth = _EMBED_DEPTH.get()
+        if depth >= _MAX_EMBED_DEPTH:
+            raise _Malformed(f"embedded objects nest more than {_MAX_EMBED_DEPTH} deep")
+        token = _EMBED_DEPTH.set(depth + 1)
         try:
             return decode(raw)
         except errors.BadRequest as exc:
             raise _Malformed(f"embedded object: {exc.message}") from exc
+        finally:
+            _EMBED_DEPTH.reset(token)
     try:
         return json.loads(raw)
     except ValueError as exc:
