@@ -82,6 +82,10 @@ class Controllers:
             await controller.shutdown()
         log.info("workload controllers stopped")
 
+    def stats(self) -> dict[str, int]:
+        """Reconciles run per controller since start."""
+        return {c.name: c.reconciles for c in self.controllers}
+
     def idle(self) -> bool:
         """Whether no controller has work queued right now (for tests and benchmarks)."""
         return all(len(c.queue) == 0 for c in self.controllers)

@@ -24,7 +24,7 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from syrup import errors as syrup_errors
 from syrup.cluster import errors
@@ -401,22 +401,36 @@ class CronJobs(runtime.Controller):
         )
         # Wall timestamps lose sub-second precision; the jobs' own scheduled times do not.
         last_v = max(self._virtual(cj, last_wall), floor)
+        schedule = str(cspec.get("schedule") or "")
         try:
-            it = croniter(str(cspec.get("schedule") or ""), datetime.fromtimestamp(last_v, zone))
+            it = croniter(schedule, datetime.fromtimestamp(last_v, zone))
         except (ValueError, KeyError) as exc:
-            raise errors.Invalid(
-                f"unparseable schedule {cspec.get('schedule')!r}: {exc}", name=key[1]
-            ) from exc
+            # The API server rejects these; one stored anyway is reported, not retried.
+            await self.ctx.recorder.record(
+                cj,
+                reason="UnparseableSchedule",
+                message=f"unparseable schedule {schedule!r}: {exc}",
+                component=CRON_COMPONENT,
+                type_=events.WARNING,
+            )
+            return None
         due: float | None = None
-        for _ in range(_MAX_MISSED):
-            candidate = float(it.get_next(float))
-            if candidate > now_v:
-                upcoming = candidate
-                break
-            due = candidate
-        else:
-            upcoming = float(it.get_next(float))
-        wait = max(self._wall(cj, upcoming) - wall_now, 0.0) + 0.01
+        upcoming: float | None = None
+        try:
+            for _ in range(_MAX_MISSED):
+                candidate = float(it.get_next(float))
+                if candidate > now_v:
+                    upcoming = candidate
+                    break
+                due = candidate
+            else:
+                upcoming = float(it.get_next(float))
+        except CroniterBadDateError:
+            # A valid schedule that never occurs (``0 0 31 2 *``) simply never fires.
+            self.log.debug("schedule never fires", namespace=key[0], name=key[1], schedule=schedule)
+        if upcoming is None and due is None:
+            return None
+        wait = max(self._wall(cj, upcoming) - wall_now, 0.0) + 0.01 if upcoming else 3600.0
         if due is None:
             return wait
         deadline = cspec.get("startingDeadlineSeconds")

@@ -211,6 +211,8 @@ class Controller:
         self.queue = Queue()
         self.log = logs.get(f"{__name__}.{self.name}", controller=self.name)
         self._failures: dict[Key, int] = {}
+        #: Reconciles run so far (for benchmarks and diagnosing busy loops).
+        self.reconciles = 0
 
     def setup(self) -> None:
         """Subscribe to informers; called once before anything runs."""
@@ -241,6 +243,7 @@ class Controller:
     async def _work(self) -> None:
         while True:
             key = await self.queue.get()
+            self.reconciles += 1
             try:
                 again = await self.reconcile(key)
             except asyncio.CancelledError:
