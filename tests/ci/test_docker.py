@@ -184,7 +184,9 @@ def workflow(registry: str) -> str:
             steps:
               - uses: actions/checkout@v4
               - name: Login
-                run: echo "${{{{ secrets.REGISTRY_PASSWORD }}}}" | docker login $REGISTRY -u ci --password-stdin
+                env:
+                  PASSWORD: ${{{{ secrets.REGISTRY_PASSWORD }}}}
+                run: echo "$PASSWORD" | docker login $REGISTRY -u ci --password-stdin
               - name: Build
                 run: |
                   docker build -t $REGISTRY/$IMAGE:${{{{ github.run_number }}}} \\
@@ -235,7 +237,9 @@ def test_a_sample_app_is_tested_built_and_pushed_with_the_run_number_as_tag(
 ) -> None:
     data = tmp_path / "data"
     build_base_image(data, tmp_path)
-    repo = make_repo(tmp_path / "app", {**APP_FILES, ".github/workflows/release.yml": workflow(registry)})
+    repo = make_repo(
+        tmp_path / "app", {**APP_FILES, ".github/workflows/release.yml": workflow(registry)}
+    )
 
     outcome = ci_run(repo, data_dir=data, secrets={"REGISTRY_PASSWORD": "registry-pass"})
 

@@ -65,7 +65,9 @@ def test_outputs_pass_between_steps_and_jobs(tmp_path: Path, ci_run: RunFn) -> N
                 needs: build
                 runs-on: ubuntu-latest
                 steps:
-                  - run: echo "deploying ${{ needs.build.outputs.image }} ${{ needs.build.outputs.legacy }}"
+                  - run: >-
+                      echo "deploying ${{ needs.build.outputs.image }}"
+                      "${{ needs.build.outputs.legacy }}"
         """),
     )
     outcome = ci_run(repo)
@@ -266,7 +268,9 @@ def test_matrix_include_exclude_fail_fast_and_max_parallel(tmp_path: Path, ci_ru
                         py: "3.12"
                 steps:
                   - run: |
-                      echo "combo ${{ matrix.os }} ${{ matrix.py }} exp=${{ matrix.experimental }} ${{ strategy.job-index }}/${{ strategy.job-total }}"
+                      echo "combo ${{ matrix.os }} ${{ matrix.py }}" \
+                        "exp=${{ matrix.experimental }}" \
+                        "${{ strategy.job-index }}/${{ strategy.job-total }}"
                       date +%s%N > "$RUNNER_TEMP/../../start-${{ strategy.job-index }}"
                       sleep 0.2
                       date +%s%N > "$RUNNER_TEMP/../../end-${{ strategy.job-index }}"
@@ -379,7 +383,9 @@ def test_step_if_continue_on_error_and_outcome_versus_conclusion(
                   - id: flaky
                     continue-on-error: true
                     run: exit 1
-                  - run: echo "outcome=${{ steps.flaky.outcome }} conclusion=${{ steps.flaky.conclusion }}"
+                  - run: >-
+                      echo "outcome=${{ steps.flaky.outcome }}"
+                      "conclusion=${{ steps.flaky.conclusion }}"
                   - if: github.event_name == 'pull_request'
                     run: echo never
                   - id: broken
@@ -830,7 +836,9 @@ def test_local_composite_and_node_actions_run(tmp_path: Path, ci_run: RunFn) -> 
                         uses: ./.github/actions/js
                         with:
                           name: Ada
-                      - run: echo "${{ steps.comp.outputs.version }} ${{ steps.node.outputs.greeting }}"
+                      - run: >-
+                          echo "${{ steps.comp.outputs.version }}"
+                          "${{ steps.node.outputs.greeting }}"
             """),
             ".github/actions/version/action.yml": """
                 name: version
@@ -892,8 +900,10 @@ def test_reusable_workflows_get_inputs_secrets_and_return_outputs(
                     steps:
                       - id: b
                         run: |
-                          echo "building ${{ inputs.image }} push=${{ inputs.push }} pw=${{ secrets.REGISTRY_PASSWORD }} other=[${{ secrets.OTHER }}]"
-                          echo "ref=${{ inputs.image }}:${{ github.run_number }}" >> "$GITHUB_OUTPUT"
+                          echo "building ${{ inputs.image }} push=${{ inputs.push }}" \
+                            "pw=${{ secrets.REGISTRY_PASSWORD }} other=[${{ secrets.OTHER }}]"
+                          ref="${{ inputs.image }}:${{ github.run_number }}"
+                          echo "ref=$ref" >> "$GITHUB_OUTPUT"
             """,
             ".github/workflows/deploy.yml": """
                 on: push

@@ -57,7 +57,9 @@ def test_referenced_finds_dot_and_index_forms() -> None:
 def test_stored_secrets_reach_runs_through_the_cli(tmp_path: Path, ci_run: RunFn) -> None:
     data = tmp_path / "data"
     cli = CliRunner()
-    stored = cli.invoke(main.app, ["ci", "secret", "set", "API_KEY", "--data-dir", str(data)], input="k-123456\n")
+    stored = cli.invoke(
+        main.app, ["ci", "secret", "set", "API_KEY", "--data-dir", str(data)], input="k-123456\n"
+    )
     assert stored.exit_code == 0, stored.output
     listed = cli.invoke(main.app, ["ci", "secret", "list", "--data-dir", str(data)])
     assert listed.stdout.split() == ["API_KEY"]
@@ -70,7 +72,9 @@ def test_stored_secrets_reach_runs_through_the_cli(tmp_path: Path, ci_run: RunFn
                   use:
                     runs-on: ubuntu-latest
                     steps:
-                      - run: test "${{ secrets.API_KEY }}" = k-123456 && echo "key ${{ secrets.API_KEY }}"
+                      - run: >-
+                          test "${{ secrets.API_KEY }}" = k-123456 &&
+                          echo "key ${{ secrets.API_KEY }}"
             """
         },
     )
@@ -79,7 +83,10 @@ def test_stored_secrets_reach_runs_through_the_cli(tmp_path: Path, ci_run: RunFn
     assert "key ***" in outcome.log("use")
     removed = cli.invoke(main.app, ["ci", "secret", "rm", "API_KEY", "--data-dir", str(data)])
     assert removed.exit_code == 0
-    assert cli.invoke(main.app, ["ci", "secret", "rm", "API_KEY", "--data-dir", str(data)]).exit_code == 2
+    assert (
+        cli.invoke(main.app, ["ci", "secret", "rm", "API_KEY", "--data-dir", str(data)]).exit_code
+        == 2
+    )
 
 
 def test_secrets_file_and_flags_parse_name_value_lines() -> None:

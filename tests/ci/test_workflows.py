@@ -26,7 +26,8 @@ def test_every_corpus_workflow_loads_and_validates(path: Path) -> None:
 
 def test_on_is_read_as_the_trigger_key_not_a_yaml_boolean() -> None:
     workflow = workflows.parse(
-        "on:\n  push:\n    branches: [main]\njobs:\n  a:\n    runs-on: x\n    steps: [{run: 'true'}]\n",
+        "on:\n  push:\n    branches: [main]\n"
+        "jobs:\n  a:\n    runs-on: x\n    steps: [{run: 'true'}]\n",
         path=Path("w.yml"),
     )
     assert workflow.triggers == {"push": {"branches": ["main"]}}
@@ -47,7 +48,8 @@ BAD = [
     ),
     (
         "an unknown step key",
-        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n        bogus: 1\n",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n"
+        "      - run: 'true'\n        bogus: 1\n",
         r"w\.yml:7: jobs\.a\.steps\.0\.bogus: unknown key 'bogus'",
     ),
     (
@@ -68,7 +70,8 @@ BAD = [
     ),
     (
         "a step with run and uses",
-        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: 'true'\n        uses: a/b@v1\n",
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n"
+        "      - run: 'true'\n        uses: a/b@v1\n",
         r"w\.yml:6: jobs\.a\.steps\.0: give exactly one of uses, run",
     ),
     (
@@ -84,7 +87,8 @@ BAD = [
     ),
     (
         "a broken if",
-        "on: push\njobs:\n  a:\n    runs-on: x\n    if: github.ref ==\n    steps: [{run: 'true'}]\n",
+        "on: push\njobs:\n  a:\n    runs-on: x\n"
+        "    if: github.ref ==\n    steps: [{run: 'true'}]\n",
         r"w\.yml:5: jobs\.a\.if: bad expression",
     ),
 ]

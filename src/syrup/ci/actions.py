@@ -175,8 +175,8 @@ def _action_inputs(
 ) -> dict[str, str]:
     declared = action.get("inputs") or {}
     result: dict[str, str] = {}
-    for name, spec in declared.items():
-        spec = spec if isinstance(spec, dict) else {}
+    for name, raw_spec in declared.items():
+        spec = raw_spec if isinstance(raw_spec, dict) else {}
         if name in given:
             result[name] = given[name]
         elif "default" in spec:
@@ -349,7 +349,8 @@ def _checkout(state: JobState, inputs: dict[str, str], deadline: float) -> dict[
         source = state.run.actions_dir / repository.lower() if state.run.actions_dir else None
         if source is None or not source.exists():
             raise StepFailed(
-                f"actions/checkout: repository {repository} is not available locally; clone it under --actions-dir"
+                f"actions/checkout: repository {repository} is not available locally; "
+                "clone it under --actions-dir"
             )
     else:
         source = state.run.repo_path
@@ -697,7 +698,7 @@ def _docker_build_push(state: JobState, inputs: dict[str, str], deadline: float)
 
 @_builtin("docker/metadata-action")
 def _docker_metadata(state: JobState, inputs: dict[str, str], deadline: float) -> dict[str, str]:
-    """Tags from ``images`` × ``tags`` rules (type=raw, sha, ref, semver subset)."""
+    """Tags from ``images`` times ``tags`` rules (type=raw, sha, ref, semver subset)."""
     github = state.contexts["github"]
     images = _list_input(inputs.get("images", ""))
     rules = [line.strip() for line in inputs.get("tags", "").splitlines() if line.strip()]

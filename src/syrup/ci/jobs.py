@@ -13,6 +13,7 @@ is ``bash -e {0}`` and an explicit ``bash`` is ``bash --noprofile --norc -eo pip
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -315,7 +316,7 @@ def _minutes(value: Any, scope: expressions.Scope, *, where: str) -> float | Non
     if isinstance(value, str):
         value = expressions.interpolate(value, scope)
     number = expressions.to_number(value)
-    if number != number or number <= 0:
+    if math.isnan(number) or number <= 0:
         raise InvalidInput(f"timeout-minutes must be a positive number, not {value!r}", where=where)
     return number
 
@@ -431,7 +432,8 @@ def run_with_files(
 
     if outcome.ending is processes.Ending.TIMED_OUT:
         state.log(
-            f"##[error]The step exceeded its timeout and its processes were killed (exit {outcome.code})"
+            "##[error]The step exceeded its timeout and its processes were killed "
+            f"(exit {outcome.code})"
         )
         return StepResult(Conclusion.FAILURE, Conclusion.FAILURE, outputs)
     if outcome.ending is processes.Ending.CANCELLED:

@@ -99,7 +99,12 @@ def run(
             pass
 
     done = threading.Event()
-    threading.Thread(target=lambda: (process.wait(), done.set()), daemon=True).start()
+
+    def wait() -> None:
+        process.wait()
+        done.set()
+
+    threading.Thread(target=wait, daemon=True).start()
     ending = Ending.EXITED
     while not done.is_set():
         wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))

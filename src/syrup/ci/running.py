@@ -264,7 +264,7 @@ class Runner:
             repository=repo_name,
             repository_owner=repo_name.split("/")[0],
             workflow=workflow.name,
-            workflow_ref=f"{repo_name}/{workflow.path.relative_to(request.repo) if workflow.path.is_relative_to(request.repo) else workflow.path.name}@{request.event.ref}",
+            workflow_ref=f"{repo_name}/.github/workflows/{workflow.path.name}@{request.event.ref}",
         )
         contexts["secrets"] = {**run_secrets, "GITHUB_TOKEN": token}
 

@@ -166,7 +166,8 @@ def runs_command(
     """List recorded runs."""
     store = records.open_store(paths.ensure_data_dir(data_dir))
     typer.echo(
-        f"{'RUN':>5} {'#':>4} {'WORKFLOW':<28} {'EVENT':<18} {'STATUS':<12} {'CONCLUSION':<10} CREATED"
+        f"{'RUN':>5} {'#':>4} {'WORKFLOW':<28} {'EVENT':<18} {'STATUS':<12} "
+        f"{'CONCLUSION':<10} CREATED"
     )
     for run in store.runs(limit=limit):
         typer.echo(
