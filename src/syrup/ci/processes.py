@@ -100,11 +100,11 @@ def run(
 
     done = threading.Event()
 
-    def wait() -> None:
+    def reap() -> None:
         process.wait()
         done.set()
 
-    threading.Thread(target=wait, daemon=True).start()
+    threading.Thread(target=reap, daemon=True).start()
     ending = Ending.EXITED
     while not done.is_set():
         wait = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
