@@ -277,6 +277,9 @@ def test_a_status_write_is_owned_under_the_status_subresource_and_never_conflict
         e for e in obj["metadata"]["managedFields"] if e["manager"] == "kube-controller-manager"
     )
     assert entry["subresource"] == "status"
+    # Another write after it sorts entries with and without a subresource together.
+    obj = update(obj, lambda o: o["metadata"].__setitem__("labels", {"x": "1"}), "labeler")
+    assert len(obj["metadata"]["managedFields"]) == 3
     assert entry["operation"] == "Update"
     assert set(entry["fieldsV1"]) == {"f:status"}
     assert apply(obj, deployment(replicas=3), "kubectl")["spec"]["replicas"] == 3

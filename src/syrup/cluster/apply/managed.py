@@ -138,7 +138,9 @@ def _read_entries(obj: dict[str, Any] | None) -> dict[tuple[str, str, str], _Ent
 def _write_entries(obj: dict[str, Any], entries: Iterable[_Entry]) -> None:
     kept = [e for e in entries if e.fields]
     # Kubernetes' order: Apply before Update, then oldest first, then by manager.
-    kept.sort(key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource))
+    kept.sort(
+        key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource or "")
+    )
     meta = obj.setdefault("metadata", {})
     if kept:
         meta["managedFields"] = [e.to_json() for e in kept]
