@@ -14,7 +14,6 @@ is ``bash -e {0}`` and an explicit ``bash`` is ``bash --noprofile --norc -eo pip
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import threading
@@ -554,13 +553,3 @@ def job_env(
         env[f"GITHUB_{key.upper()}"] = expressions.to_string(github.get(key))
     env.update(state_env)
     return env
-
-
-def environ_is_clean(env: Mapping[str, str]) -> bool:
-    """Whether no variable of this process's own environment leaked into ``env``."""
-    leaked = [
-        name
-        for name, value in os.environ.items()
-        if name not in ("PATH", "HOME", "LANG") and env.get(name) == value
-    ]
-    return not leaked
