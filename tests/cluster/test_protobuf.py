@@ -737,8 +737,8 @@ def settle(cluster: Cluster) -> None:
     """Wait until the server answers again after a workload write.
 
     TODO(until the workload controllers stop stalling the event loop): a failed reconcile right
-    after a Deployment or Job is created currently blocks the server for several seconds, long
-    enough for kubectl's 10 s TLS handshake timeout; this waits it out instead of racing it.
+    after a Deployment, Job or Pod is created currently blocks the server for several seconds,
+    long enough for kubectl's 10 s TLS handshake timeout; this waits it out instead of racing it.
     """
     with cluster.client() as c:
         c.get("/readyz", timeout=120).raise_for_status()
@@ -825,6 +825,7 @@ def test_kubectl_create_namespace_run_and_expose_use_protobuf_too(cluster: Clust
     cluster.kubectl("create", "namespace", name)
     assert cluster.kubectl_json("get", "namespace", name)["status"]["phase"] == "Active"
     cluster.kubectl("-n", ns, "run", "solo", "--image=nginx", "--labels=tier=web", "--env=X=1")
+    settle(cluster)
     pod = cluster.kubectl_json("-n", ns, "get", "pod", "solo")
     assert pod["metadata"]["labels"] == {"tier": "web"}
     assert pod["spec"]["containers"][0]["env"] == [{"name": "X", "value": "1"}]
