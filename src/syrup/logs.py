@@ -40,10 +40,17 @@ def configure(*, fmt: LogFormat = "plain", level: str = "INFO") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _mask_secrets,
     ]
+    if fmt == "json":
+        shared.append(structlog.processors.format_exc_info)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # A plain traceback: rich's, with local variables, can take seconds to render
+            # and would stall the event loop of a server logging a failed request.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
