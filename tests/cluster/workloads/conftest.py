@@ -43,7 +43,7 @@ def start_sim_cluster(
         stderr=subprocess.STDOUT,
     )
     cluster = Cluster(data_dir, port, proc, log_path)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"cluster exited with {proc.returncode}:\n{cluster.log()}")
