@@ -32,6 +32,7 @@ app.add_typer(argocd_cli.app_cmd, name="app")
 app.add_typer(argocd_cli.repo_cmd, name="repo")
 app.add_typer(argocd_cli.proj_cmd, name="proj")
 app.add_typer(argocd_cli.account_cmd, name="account")
+app.command("login")(argocd_cli.login)
 
 
 def _print_version(value: bool) -> None:
