@@ -19,7 +19,9 @@ from syrup.updater import store
 
 from .conftest import git, log_messages, make_remote, show
 
-SYRUP = str(Path(sys.executable).with_name("syrup"))
+# The image commands in their own process, without the start-up cost of every other
+# component's CLI (test_corpus runs one case through the `syrup` entry point itself).
+SYRUP_IMAGE = [sys.executable, "-m", "syrup.cli.image"]
 DEPLOY = "spec:\n  containers:\n  - image: registry.example.com/team/api:{tag}\n"
 EVENT = {"image": "registry.example.com/team/api", "tag": "2", "id": "push-2"}
 
@@ -75,8 +77,7 @@ def test_a_killed_update_is_committed_exactly_once_when_run_again(
     event_file.write_text(json.dumps(EVENT))
     data = tmp_path / "data"
     command = [
-        SYRUP,
-        "image",
+        *SYRUP_IMAGE,
         "update",
         "--repo",
         str(remote),
@@ -116,8 +117,7 @@ def _free_port() -> int:
 def _serve(config: Path, data: Path, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [
-            SYRUP,
-            "image",
+            *SYRUP_IMAGE,
             "serve",
             "--port",
             str(port),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 import typer
 
-from syrup import paths
+from syrup import logs, paths
 from syrup.errors import ConfigError, InvalidInput, NotFound, SyrupError
 
 if TYPE_CHECKING:
@@ -277,3 +277,14 @@ def serve(
     except (ConfigError, InvalidInput) as error:
         raise _fail(error, code=2) from error
     uvicorn.run(application, host=host, port=port, log_config=None)
+
+
+def main() -> None:
+    """Run the image commands alone (``python -m syrup.cli.image ...``), the same commands as
+    ``syrup image ...`` without importing every other component's CLI first."""
+    logs.configure()
+    app(prog_name="syrup image")
+
+
+if __name__ == "__main__":
+    main()
