@@ -423,6 +423,12 @@ def test_kubectl_get_prints_server_side_table_columns(cluster: Cluster, ns: str)
 # -- the real corpus ------------------------------------------------------------------------
 
 
+def _is_kubernetes_manifest(path: Path) -> bool:
+    """Kustomize inputs such as Kong's declarative config sit beside manifests; skip them."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return bool(docs) and all(isinstance(d, dict) and "kind" in d for d in docs)
+
+
 def _corpus_manifests() -> list[Path]:
     apps = CORPUS / "waffle-world" / "apps"
     return sorted(
@@ -431,6 +437,7 @@ def _corpus_manifests() -> list[Path]:
         if p.suffix in (".yaml", ".yml")
         and "templates" not in p.parts
         and p.name not in ("kustomization.yaml", "kustomization.yml")
+        and _is_kubernetes_manifest(p)
     )
 
 
