@@ -194,6 +194,7 @@ def workflow(registry: str) -> str:
               - id: push
                 run: |
                   docker push $REGISTRY/$IMAGE:${{{{ github.run_number }}}}
+                  docker images
                   echo "image=$REGISTRY/$IMAGE:${{{{ github.run_number }}}}" >> "$GITHUB_OUTPUT"
           with-actions:
             needs: test
@@ -250,6 +251,7 @@ def test_a_sample_app_is_tested_built_and_pushed_with_the_run_number_as_tag(
     tags = httpx.get(f"http://{registry}/v2/team/sample-app-2/tags/list", timeout=10).json()
     assert sorted(tags["tags"]) == ["1", "main"]
     assert "registry-pass" not in outcome.all_logs()
+    assert f"{registry}/team/sample-app" in outcome.log("image")  # `docker images` lists it
 
     # The next push builds the next run number.
     second = ci_run(repo, data_dir=data, job="image", secrets={"REGISTRY_PASSWORD": "pass-word-2"})

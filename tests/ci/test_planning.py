@@ -245,3 +245,31 @@ def test_the_installed_syrup_command_lists_a_plan(tmp_path: Path) -> None:
     assert "workflow Deploy-dev (deploy-dev.yml)" in completed.stdout
     assert "workflow Lint CI (lint.yml)" in completed.stdout
     assert "stage 1: deploy [Deploy]" in completed.stdout
+
+
+def test_dry_run_lists_the_plan_and_how_each_action_resolves(tmp_path: Path) -> None:
+    repo = corpus_checkout("wacruit-server", tmp_path, branch="develop")
+    result = CliRunner().invoke(
+        main.app, ["ci", "run", str(repo), "--dry-run", "--data-dir", str(tmp_path / "data")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "workflow Deploy-dev (deploy-dev.yaml)" in result.stdout
+    assert "deploy: actions/checkout@v4: built in" in result.stdout
+    assert "deploy: docker/build-push-action@v5: built in" in result.stdout
+    assert (
+        "deploy: wafflestudio/waffle-world-oci/.github/actions/update-image@main: NOT AVAILABLE"
+        in result.stdout
+    )
+    assert not (tmp_path / "data" / "ci" / "work").exists()  # nothing ran
+
+
+def test_bad_workflows_make_the_cli_fail_with_file_and_line(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {".github/workflows/bad.yml": "on: push\njobs:\n  a:\n    runs-on: x\n    stepz: []\n"},
+    )
+    result = CliRunner().invoke(
+        main.app, ["ci", "run", str(repo), "--list", "--data-dir", str(tmp_path / "data")]
+    )
+    assert result.exit_code == 2
+    assert "bad.yml:5: jobs.a.stepz: unknown key 'stepz'" in result.output

@@ -1158,3 +1158,81 @@ def test_run_selects_workflows_by_trigger_and_job_filter(tmp_path: Path, ci_run:
     outcome = ci_run(repo, job="b")
     assert [r.workflow for r in outcome.results] == ["main-only.yml"]
     assert sorted(outcome.lines) == ["a", "b"]
+
+
+def test_job_level_concurrency_serialises_jobs_of_one_group(tmp_path: Path, ci_run: RunFn) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        wf("""
+            on: push
+            jobs:
+              one:
+                runs-on: ubuntu-latest
+                concurrency: shared-env
+                steps:
+                  - run: |
+                      date +%s%N > "$RUNNER_TEMP/../../one-start"; sleep 0.5
+                      date +%s%N > "$RUNNER_TEMP/../../one-end"
+              two:
+                runs-on: ubuntu-latest
+                concurrency: shared-env
+                steps:
+                  - run: |
+                      date +%s%N > "$RUNNER_TEMP/../../two-start"; sleep 0.5
+                      date +%s%N > "$RUNNER_TEMP/../../two-end"
+        """),
+    )
+    outcome = ci_run(repo, max_parallel=4)
+    assert outcome.result.conclusion is Conclusion.SUCCESS
+    work = tmp_path / "data" / "ci" / "work" / str(outcome.result.run_id)
+    spans = sorted(
+        (int((work / f"{job}-start").read_text()), int((work / f"{job}-end").read_text()))
+        for job in ("one", "two")
+    )
+    assert spans[0][1] <= spans[1][0], "jobs of one concurrency group overlapped"
+
+
+def test_pull_request_and_schedule_events_run_their_workflows(
+    tmp_path: Path, ci_run: RunFn
+) -> None:
+    from tests.ci.conftest import commit, git
+
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            ".github/workflows/pr.yml": """
+                on:
+                  pull_request:
+                    branches: [develop]
+                    paths: ['src/**']
+                jobs:
+                  check:
+                    runs-on: ubuntu-latest
+                    steps:
+                      - run: >-
+                          echo "pr ${{ github.event_name }} ${{ github.base_ref }}
+                          <- ${{ github.head_ref }}"
+            """,
+            ".github/workflows/nightly.yml": """
+                on:
+                  schedule:
+                    - cron: '0 3 * * *'
+                jobs:
+                  nightly:
+                    runs-on: ubuntu-latest
+                    steps:
+                      - run: echo "nightly ${{ github.event.schedule != '' }}"
+            """,
+        },
+    )
+    git(repo, "branch", "develop")
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit(repo, {"src/app.py": "print('hi')\n"})
+
+    pr = ci_run(repo, event="pull_request", base="develop")
+    assert [r.workflow for r in pr.results] == ["pr.yml"]
+    assert "pr pull_request develop <- feature" in pr.log("check")
+
+    nightly = ci_run(repo, event="schedule")
+    assert [r.workflow for r in nightly.results] == ["nightly.yml"]
+    assert "nightly true" in nightly.log("nightly")

@@ -8,7 +8,8 @@ Trigger rules follow GitHub's "Events that trigger workflows" and "Workflow synt
 * ``pull_request``: the branch filters apply to the *base* branch.
 * ``workflow_dispatch``: typed ``inputs`` (string, boolean, number, choice, environment),
   defaults filled in, a missing required input is an error.
-* ``schedule``: a cron line matches the event's time, evaluated in UTC.
+* ``schedule``: a cron line matches the event's time, evaluated in UTC; an event without a
+  time (``syrup ci run --event schedule``) runs every scheduled workflow now, as act does.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Event:
     base_ref: str | None = None
     changed_files: tuple[str, ...] | None = None
     inputs: Mapping[str, str] = field(default_factory=dict)
-    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    time: dt.datetime | None = None
 
     @property
     def ref_name(self) -> str:
@@ -62,7 +63,11 @@ def triggers(workflow: Workflow, event: Event) -> bool:
         base = event.base_ref or "main"
         return _branch_filter(spec, base.removeprefix("refs/heads/")) and _paths_match(spec, event)
     if event.name == "schedule":
-        return any(_cron_matches(entry, event.time) for entry in _as_list(workflow.raw["on"]))
+        entries = _as_list(workflow.raw["on"])
+        if event.time is None:
+            return bool(entries)
+        moment = event.time
+        return any(_cron_matches(entry, moment) for entry in entries)
     return True
 
 

@@ -21,6 +21,7 @@ boundaries and forced inside a step by killing the step's process group.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 import re
@@ -757,7 +758,8 @@ def _payload(event: events.Event) -> dict[str, Any]:
     if event.name == "workflow_dispatch":
         return {"inputs": dict(event.inputs), "ref": event.ref, "repository": repository}
     if event.name == "schedule":
-        return {"schedule": event.time.strftime("%M %H * * *"), "repository": repository}
+        moment = event.time or dt.datetime.now(dt.UTC)
+        return {"schedule": moment.strftime("%M %H * * *"), "repository": repository}
     return {"repository": repository}
 
 
