@@ -463,3 +463,18 @@ def test_every_waffle_world_application_manifest_can_be_created(cluster: Cluster
             continue
         failures.append(f"{f}: {proc.stderr}")
     assert not failures, "\n".join(failures)
+
+
+def test_the_legacy_watch_path_streams_events_and_bookmarks_when_asked(cluster: Cluster, ns: str):
+    with cluster.client() as c:
+        rv = c.get(CM.format(ns=ns)).json()["metadata"]["resourceVersion"]
+        c.post(CM.format(ns=ns), json=make_cm("via-watch-path")).raise_for_status()
+        r = c.get(
+            f"/api/v1/watch/namespaces/{ns}/configmaps",
+            params={"resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": "3"},
+        )
+    events = [json.loads(line) for line in r.text.splitlines() if line]
+    assert events[0]["type"] == "ADDED"
+    assert events[0]["object"]["metadata"]["name"] == "via-watch-path"
+    bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
+    assert bookmarks and set(bookmarks[0]["object"]["metadata"]) == {"resourceVersion"}
