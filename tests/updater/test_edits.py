@@ -175,3 +175,33 @@ def test_a_file_that_does_not_parse_names_the_file_and_line() -> None:
     text = "a: 1\nb: [unclosed\nc: {{ .Values.x }}\n"
     with pytest.raises(InvalidInput, match=r"apps/templates/app.yaml:\d+: not valid YAML"):
         edits.edit(text, path="apps/templates/app.yaml", target=TARGET, rules=edits.Rules())
+
+
+@pytest.mark.parametrize(
+    ("path", "before", "after"),
+    [
+        (
+            "apps/kustomization.yaml",
+            "images:\r\n- name: registry.example.com/team/app  # the api\r\n"
+            "resources: [a.yaml]\r\n",
+            'images:\r\n- name: registry.example.com/team/app  # the api\r\n  newTag: "2.0.0"\r\n'
+            "resources: [a.yaml]\r\n",
+        ),
+        (
+            "kustomization.yml",
+            "images:\n  - name: app\n    newName: registry.example.com/team/app",
+            "images:\n  - name: app\n    newName: registry.example.com/team/app\n"
+            '    newTag: "2.0.0"\n',
+        ),
+        (
+            "values.yaml",
+            "images:\n- name: registry.example.com/team/app\n",
+            "images:\n- name: registry.example.com/team/app\n",
+        ),
+    ],
+)
+def test_a_kustomization_image_without_a_tag_gets_a_new_tag_line(
+    path: str, before: str, after: str
+) -> None:
+    result = edits.edit(before, path=path, target=TARGET, rules=edits.Rules())
+    assert result.text == after

@@ -14,7 +14,8 @@ The places an image can hide, all recognised in every document of a multi-docume
   Pod template (any ``image:`` key whose value is a reference to the repository);
 * Helm values: a mapping with ``repository`` + ``tag`` (optionally ``registry`` and
   ``digest``), or another configured pair of sibling keys;
-* ``kustomization.yaml`` ``images:`` entries (``name``/``newName`` + ``newTag``/``digest``);
+* ``kustomization.yaml`` ``images:`` entries (``name``/``newName`` + ``newTag``/``digest``;
+  an entry with neither gets a ``newTag`` line);
 * Argo CD Application sources: ``helm.parameters`` (``<prefix>repository`` +
   ``<prefix>tag`` pairs, or a parameter holding a whole reference) and ``kustomize.images``
   (``name=newName:tag`` strings).
@@ -29,7 +30,7 @@ event under the 50 ms goal.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import yaml
@@ -40,7 +41,7 @@ from syrup.updater import refs
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_HELM_KEYS: tuple[tuple[str, str], ...] = (("repository", "tag"),)
-_CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+_KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 
 
 class SlotState(enum.StrEnum):
@@ -123,7 +124,7 @@ def edit(text: str, *, path: str, target: Target, rules: Rules) -> FileResult:
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise InvalidInput(f"not valid YAML ({problem})", where=f"{path}{line}") from error
 
-    finder = _Finder(text=text, target=target, rules=rules)
+    finder = _Finder(path=path, text=text, target=target, rules=rules)
     for document in documents:
         if document is not None:
             finder.walk(document, parent_key=None)
@@ -139,6 +140,7 @@ def edit(text: str, *, path: str, target: Target, rules: Rules) -> FileResult:
 
 @dataclass
 class _Finder:
+    path: str
     text: str
     target: Target
     rules: Rules
@@ -173,7 +175,7 @@ class _Finder:
             if repository_key in scalars and tag_key in scalars:
                 self._helm_values_slot(scalars, repository_key=repository_key, tag_key=tag_key)
         if parent_key == "images" and "name" in scalars:
-            self._kustomize_entry_slot(scalars)
+            self._kustomize_entry_slot(node, scalars)
 
     def _reference_slot(self, node: ScalarNode) -> None:
         ref = refs.try_reference(node.value)
@@ -199,7 +201,7 @@ class _Finder:
         if "digest" in scalars and self.target.pin_digest and self.target.digest:
             self._add(scalars["digest"], new=self.target.digest, current_tag=None)
 
-    def _kustomize_entry_slot(self, scalars: Mapping[str, ScalarNode]) -> None:
+    def _kustomize_entry_slot(self, node: MappingNode, scalars: Mapping[str, ScalarNode]) -> None:
         name = scalars["newName"].value if "newName" in scalars else scalars["name"].value
         repository = _try_repository(name)
         if repository is None or not self._matches(repository):
@@ -208,7 +210,31 @@ class _Finder:
             self._add(scalars["newTag"], new=self.target.tag, current_tag=scalars["newTag"].value)
         if "digest" in scalars and self.target.digest:
             self._add(scalars["digest"], new=self.target.digest, current_tag=None)
-        # TODO(when a team asks for it): insert a newTag line into an entry that has none.
+        if "newTag" not in scalars and "digest" not in scalars:
+            self._insert_new_tag(node, scalars)
+
+    def _insert_new_tag(self, node: MappingNode, scalars: Mapping[str, ScalarNode]) -> None:
+        # Only in a kustomization file, and only into a block mapping of scalars, where a new
+        # line at the entry's indentation after its last line is unambiguous.
+        if self.path.rsplit("/", 1)[-1] not in _KUSTOMIZATION_FILES:
+            return
+        if node.flow_style or len(scalars) != len(node.value):
+            return
+        last_value = node.value[-1][1]
+        newline = self.text.find("\n", last_value.end_mark.index)
+        eol = "\r\n" if newline > 0 and self.text[newline - 1] == "\r" else "\n"
+        at = len(self.text) if newline == -1 else newline + 1
+        prefix = eol if newline == -1 else ""
+        indent = " " * node.value[0][0].start_mark.column
+        line = f'{prefix}{indent}newTag: "{self.target.tag}"{eol}'
+        self.slots[at] = Slot(
+            line=last_value.end_mark.line + 2,
+            old="",
+            new=line,
+            state=SlotState.CHANGED,
+            start=at,
+            end=at,
+        )
 
     def _visit_kustomize_strings(self, node: SequenceNode) -> None:
         # Argo CD's kustomize.images: "name=newName:tag", "name:tag" or "name@digest".
@@ -293,8 +319,3 @@ def _try_repository(text: str) -> refs.Repository | None:
         return refs.parse_repository(text)
     except InvalidInput:
         return None
-
-
-def iter_changed(results: Sequence[FileResult]) -> Iterator[FileResult]:
-    """The results whose text changed, in the given order."""
-    return (result for result in results if result.changed)
