@@ -761,26 +761,42 @@ def _docker_metadata(state: JobState, inputs: dict[str, str], deadline: float) -
 
 
 def update_image_tag(*, directory: Path, image: str, tag: str) -> list[Path]:
-    """Bump ``image``'s tag under ``directory`` through the image updater's code.
+    """Bump ``image``'s tag in the YAML files under ``directory`` with the updater's code.
 
-    The updater (``syrup.updater``) is expected to expose
-    ``set_image_tag(directory: Path, *, image: str, tag: str) -> list[Path]`` returning the
-    files it changed; it is looked up at run time so the CI runner does not depend on it.
+    The image updater (``syrup.updater``) is looked up at run time so that the CI runner does
+    not depend on it. Preferred entry point, when the updater offers it:
+    ``syrup.updater.set_image_tag(directory: Path, *, image: str, tag: str) -> list[Path]``
+    (the files it changed). Until then the updater's surgical editor
+    (``syrup.updater.edits.edit`` with ``syrup.updater.refs.parse_repository``) is applied
+    to each ``*.yaml``/``*.yml`` file, which changes only the tag's characters.
     """
     try:
         updater = importlib.import_module("syrup.updater")
     except ImportError as error:
-        raise StepFailed(
-            "syrup/update-image: the image updater (syrup.updater) is not installed"
-        ) from error
+        raise StepFailed("syrup/update-image: the image updater is not installed") from error
     setter = getattr(updater, "set_image_tag", None)
-    if setter is None:
+    if setter is not None:
+        return [Path(path) for path in setter(directory, image=image, tag=tag)]
+    try:
+        edits = importlib.import_module("syrup.updater.edits")
+        refs = importlib.import_module("syrup.updater.refs")
+    except ImportError as error:
         raise StepFailed(
-            "syrup/update-image: syrup.updater has no set_image_tag(directory, *, image, tag); "
-            "this Syrup build cannot edit GitOps files from CI yet"
-        )
-    changed = setter(directory, image=image, tag=tag)
-    return [Path(path) for path in changed]
+            "syrup/update-image: syrup.updater has neither set_image_tag(directory, *, image, "
+            "tag) nor its edits module; this Syrup build cannot edit GitOps files from CI"
+        ) from error
+    target = edits.Target(repository=refs.parse_repository(image, where="image"), tag=tag)
+    rules = edits.Rules()
+    changed: list[Path] = []
+    for path in sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")]):
+        if ".git" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        result = edits.edit(text, path=str(path), target=target, rules=rules)
+        if result.changed:
+            path.write_text(result.text, encoding="utf-8")
+            changed.append(path)
+    return changed
 
 
 @_builtin("syrup/update-image")
