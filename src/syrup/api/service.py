@@ -562,8 +562,12 @@ class Service:
                 f"project is used by {len(users)} application(s)", where="metadata.name"
             )
         await self.client.delete(
-            self._res(models.API_VERSION, "AppProject"), namespace=self.namespace, name=name
+            self._res(models.API_VERSION, "AppProject"),
+            namespace=self.namespace,
+            name=name,
+            propagation="Background",
         )
+        self.cache.forget(kcache.Key(models.GROUP, "AppProject", self.namespace, name))
 
     # -- repositories and clusters (Argo CD's labelled Secrets) ---------------------------
 
@@ -610,7 +614,10 @@ class Service:
         if secret is None:
             raise errors.NotFound(f"repository {url} not found")
         await self.client.delete(
-            self._res("v1", "Secret"), namespace=self.namespace, name=str(_meta(secret)["name"])
+            self._res("v1", "Secret"),
+            namespace=self.namespace,
+            name=str(_meta(secret)["name"]),
+            propagation="Background",
         )
         self.cache.forget(kcache.key_of(secret))
 
@@ -670,7 +677,10 @@ class Service:
         for s in self._secrets("cluster"):
             if _decode(s).get("server") == server:
                 await self.client.delete(
-                    self._res("v1", "Secret"), namespace=self.namespace, name=str(_meta(s)["name"])
+                    self._res("v1", "Secret"),
+                    namespace=self.namespace,
+                    name=str(_meta(s)["name"]),
+                    propagation="Background",
                 )
                 self.cache.forget(kcache.key_of(s))
                 return
