@@ -1236,3 +1236,81 @@ def test_pull_request_and_schedule_events_run_their_workflows(
     nightly = ci_run(repo, event="schedule")
     assert [r.workflow for r in nightly.results] == ["nightly.yml"]
     assert "nightly true" in nightly.log("nightly")
+
+
+def test_a_matrix_computed_from_needs_outputs_expands_when_the_job_starts(
+    tmp_path: Path, ci_run: RunFn
+) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        wf("""
+            on: push
+            jobs:
+              discover:
+                runs-on: ubuntu-latest
+                outputs:
+                  services: ${{ steps.list.outputs.services }}
+                steps:
+                  - id: list
+                    run: echo 'services=["api", "batch"]' >> "$GITHUB_OUTPUT"
+              build:
+                needs: discover
+                runs-on: ${{ matrix.runner }}
+                strategy:
+                  matrix:
+                    service: ${{ fromJSON(needs.discover.outputs.services) }}
+                    runner: [ubuntu-latest]
+                steps:
+                  - run: echo "building ${{ matrix.service }}"
+              elsewhere:
+                runs-on: ${{ format('{0}-latest', 'windows') }}
+                steps:
+                  - run: echo never
+        """),
+    )
+    outcome = ci_run(repo)
+    keys = sorted(job.key for job in outcome.store.jobs(outcome.result.run_id))
+    assert keys == [
+        "build (api, ubuntu-latest)",
+        "build (batch, ubuntu-latest)",
+        "discover",
+        "elsewhere",
+    ]
+    assert "building batch" in outcome.log("build (batch, ubuntu-latest)")
+    assert outcome.job("elsewhere").conclusion is Conclusion.FAILURE
+    assert "runs-on windows-latest cannot run on this host" in outcome.log("elsewhere")
+
+
+def test_node_actions_get_state_in_their_post_step(tmp_path: Path, ci_run: RunFn) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            **wf("""
+                on: push
+                jobs:
+                  js:
+                    runs-on: ubuntu-latest
+                    steps:
+                      - uses: actions/checkout@v4
+                      - uses: ./.github/actions/stateful
+                      - run: echo main-steps-done
+            """),
+            ".github/actions/stateful/action.yml": """
+                name: stateful
+                runs:
+                  using: node20
+                  main: main.js
+                  post: post.js
+            """,
+            ".github/actions/stateful/main.js": """
+                require('fs').appendFileSync(process.env.GITHUB_STATE, 'started=at-main\\n');
+            """,
+            ".github/actions/stateful/post.js": """
+                console.log(`post sees ${process.env.STATE_started}`);
+            """,
+        },
+    )
+    outcome = ci_run(repo)
+    assert outcome.result.conclusion is Conclusion.SUCCESS, outcome.log("js")
+    lines = outcome.lines["js"]
+    assert lines.index("main-steps-done") < lines.index("post sees at-main")

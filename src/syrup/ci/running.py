@@ -624,6 +624,11 @@ class Runner:
             }
             instance_contexts.update(github=github, runner=runner_ctx)
             try:
+                problem = self._runs_on_problem(job.raw.get("runs-on"), scope)
+                if problem is not None:
+                    raise InvalidInput(
+                        problem, where=node.workflow.where(("jobs", job.id, "runs-on"))
+                    )
                 group, cancel_others = _concurrency(
                     job.raw.get("concurrency"),
                     instance_contexts,
@@ -649,6 +654,9 @@ class Runner:
                     **((job.raw.get("defaults") or {}).get("run") or {}),
                 }
             except InvalidInput as error:
+                line = run.masker.mask(f"##[error]{error}")
+                self.store.append_log(run_id=run.run_id, job_id=record, step=None, line=line)
+                run.on_line(key, line)
                 self.store.finish_job(record, conclusion=Conclusion.FAILURE, reason=str(error))
                 return JobResult(Conclusion.FAILURE)
 
@@ -696,6 +704,16 @@ class Runner:
             if reason is not None:
                 return JobResult(Conclusion.SUCCESS, outputs)
             return JobResult(conclusion, outputs)
+
+    def _runs_on_problem(self, runs_on: Any, scope: expressions.Scope) -> str | None:
+        """Check a ``runs-on`` computed from the matrix or inputs once its value is known."""
+        if not (isinstance(runs_on, str) and "${{" in runs_on):
+            return None
+        value = expressions.interpolate(runs_on, scope)
+        missing = self.settings.host.missing(value)
+        if missing:
+            return f"runs-on {', '.join(missing)} cannot run on this host"
+        return None
 
     def _job_outputs(self, state: JobState) -> dict[str, str]:
         scope = state.scope()
