@@ -149,3 +149,38 @@ def test_the_server_refuses_to_start_without_any_credential(tmp_path: Path) -> N
     settings = http.ServeSettings(updater=updating.UpdaterSettings(data_dir=tmp_path))
     with pytest.raises(InvalidInput, match="needs a token"):
         http.create_app(settings)
+
+
+def test_a_failed_event_is_kept_and_retried_later_by_the_server(
+    tmp_path: Path, remote: Path
+) -> None:
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'maintenance window' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    settings = http.ServeSettings(
+        updater=updating.UpdaterSettings(
+            data_dir=tmp_path / "data",
+            config=config.parse(
+                {"repos": [{"url": str(remote)}], "push": {"attempts": 1, "backoff_seconds": 0}}
+            ),
+        ),
+        token=TOKEN,
+        retry_failed_seconds=0.5,
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with serving(http.create_app(settings)) as base, httpx.Client() as client:
+        posted = client.post(
+            f"{base}/api/v1/image-events", content=(CASE / "event.json").read_bytes(), headers=auth
+        )
+        assert posted.status_code == 202
+        failed = _wait_committed(client, base)
+        assert failed["state"] == "failed"
+        assert "maintenance window" in str(failed["detail"])
+
+        hook.unlink()
+        deadline = time.monotonic() + 30
+        while (row := _wait_committed(client, base))["state"] != "committed":
+            assert time.monotonic() < deadline, row
+            time.sleep(0.1)
+    assert int(str(row["attempts"])) >= 2
+    assert sum("Syrup-Image-Event" in m for m in log_messages(remote)) == 1

@@ -273,3 +273,25 @@ def test_a_local_checkout_is_edited_in_place_without_committing_other_changes(
     assert final.state is EventState.COMMITTED
     assert git("status", "--porcelain", cwd=repo) == "?? notes.yaml\n"
     assert git("show", "--name-only", "--format=", "HEAD", cwd=repo).split() == ["deploy.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("paths", "changed"),
+    [
+        ((), ["apps/api/deploy.yaml", "other/api.yaml"]),
+        (("apps/",), ["apps/api/deploy.yaml"]),
+        (("apps",), ["apps/api/deploy.yaml"]),
+        (("**/api.yaml",), ["other/api.yaml"]),
+        (("apps/*/deploy.yaml", "other/"), ["apps/api/deploy.yaml", "other/api.yaml"]),
+        (("nothing/",), []),
+    ],
+)
+def test_only_files_under_the_configured_paths_are_edited(
+    tmp_path: Path, make_updater, paths: tuple[str, ...], changed: list[str]
+) -> None:
+    api = DEPLOY.format(name="api", tag="1")
+    repo = make_repo(tmp_path / "repo", {"apps/api/deploy.yaml": api, "other/api.yaml": api})
+    updater = make_updater()
+    target = updating.RepoTarget(url=str(repo), paths=paths, commit=False)
+    [row] = updater.receive(event("api", "2"), source="test", target=target)
+    assert sorted(updater.process(row.id).files) == changed
