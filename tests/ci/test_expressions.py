@@ -47,6 +47,11 @@ def scope(workspace: Path | None = None) -> expressions.Scope:
         ("'' == 0", True),
         ("null == 0", True),
         ("null == null", True),
+        # NB: issue 9 expects `null == false` to be false; GitHub's documented coercion turns
+        # both sides into the number 0 (null → 0, false → 0), so GitHub answers true.
+        ("null == false", True),
+        ("null != false", False),
+        ("true == 'true'", False),
         ("null == ''", True),
         ("true == 1", True),
         ("false == 0", True),
