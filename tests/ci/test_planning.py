@@ -273,3 +273,41 @@ def test_bad_workflows_make_the_cli_fail_with_file_and_line(tmp_path: Path) -> N
     )
     assert result.exit_code == 2
     assert "bad.yml:5: jobs.a.stepz: unknown key 'stepz'" in result.output
+
+
+def test_list_prints_matrix_combinations_and_stages(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            ".github/workflows/ci.yml": """
+                on: push
+                jobs:
+                  test:
+                    runs-on: ubuntu-latest
+                    strategy:
+                      matrix:
+                        python: ["3.11", "3.12"]
+                        os: [linux]
+                        include:
+                          - python: "3.13"
+                            os: linux
+                    steps: [{run: pytest}]
+                  image:
+                    needs: test
+                    runs-on: ubuntu-latest
+                    steps: [{run: docker build .}]
+            """
+        },
+    )
+    result = CliRunner().invoke(
+        main.app, ["ci", "run", str(repo), "--list", "--data-dir", str(tmp_path / "data")]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "workflow ci.yml (ci.yml)",
+        "  stage 1: test [test]",
+        "    matrix (3.11, linux)",
+        "    matrix (3.12, linux)",
+        "    matrix (3.13, linux)",
+        "  stage 2: image [image] needs test",
+    ]
