@@ -246,6 +246,8 @@ class EngineAdmission(Admission):
             self._check_crd(new)
         if old is not None:
             _keep_generation(rt, old, new)
+            if applied:
+                _keep_apply_time(old, new)
 
         if not applied:
             engine.managed.record_update(
@@ -354,6 +356,33 @@ def _keep_generation(rt: ResourceType, old: dict[str, Any], new: dict[str, Any])
     status_counts = bool(rt.crd) and "status" not in rt.subresources
     if not spec_changed and not (status_counts and old.get("status") != new.get("status")):
         meta["generation"] = old_gen
+
+
+def _keep_apply_time(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A re-apply that defaulting turned into a no-op keeps the old managedFields times.
+
+    The engine compares before defaulting, so an applied atomic list missing a defaulted
+    field looks like a change; once defaults put it back the object is the same, and a new
+    timestamp alone would make a no-op apply a write (and a dry-run diff noisy).
+    """
+    old_meta = old.get("metadata") or {}
+    meta = new.get("metadata") or {}
+    old_entries = old_meta.get("managedFields")
+    entries = meta.get("managedFields")
+    if old_entries is None or entries is None or old_entries == entries:
+        return
+
+    def timeless(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "time"} for e in items]
+
+    if timeless(old_entries) != timeless(entries):
+        return
+    rest = {k: v for k, v in meta.items() if k not in ("managedFields", "resourceVersion")}
+    old_rest = {k: v for k, v in old_meta.items() if k not in ("managedFields", "resourceVersion")}
+    body = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+    old_body = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+    if rest == old_rest and body == old_body:
+        meta["managedFields"] = old_entries
 
 
 def create() -> Admission:

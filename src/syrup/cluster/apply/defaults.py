@@ -368,12 +368,10 @@ def _network_policy(obj: Obj) -> None:
 
 
 def _bindings(obj: Obj) -> None:
+    # A ServiceAccount's group is "", which the API omits rather than prints.
     for subject in obj.get("subjects") or []:
-        if isinstance(subject, dict) and subject.get("apiGroup") is None:
-            if subject.get("kind") in ("User", "Group"):
-                subject["apiGroup"] = "rbac.authorization.k8s.io"
-            elif subject.get("kind") == "ServiceAccount":
-                subject["apiGroup"] = ""
+        if isinstance(subject, dict) and subject.get("kind") in ("User", "Group"):
+            _d(subject, "apiGroup", "rbac.authorization.k8s.io")
 
 
 def _storage_class(obj: Obj) -> None:
