@@ -72,7 +72,8 @@ def test_a_failed_event_is_listed_with_its_reason_and_can_be_retried(tmp_path: P
         str(config),
         data=data,
     )
-    assert result.returncode == 0
+    assert result.returncode == 1
+    assert "e-1: failed" in result.stderr
     failed = syrup("events", "--failed", data=data)
     assert failed.stdout.startswith("e-1\tghcr.io/acme/web:1.1.0\tfailed\t-\t")
     assert "remote is read-only today" in failed.stdout

@@ -73,6 +73,7 @@ def _apply(
         commit=not no_commit,
         push=push,
     )
+    failed = False
     try:
         received = updater.receive(payload, source=source, target=target)
 
@@ -94,10 +95,14 @@ def _apply(
             for outcome in final.outcomes:
                 for warning in outcome.warnings:
                     typer.echo(f"warning: {warning}", err=True)
+            failed = failed or final.state.value == "failed"
     except InvalidInput as error:
         raise _fail(error, code=2) from error
     finally:
         updater.close()
+    if failed:
+        # Kept in the queue: `syrup image retry ID` (or the server) tries it again.
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -111,7 +116,11 @@ def update(
     config_path: Path | None = _CONFIG,
     data_dir: Path | None = _DATA_DIR,
 ) -> None:
-    """Apply one registry event to a repository and print the files it changed."""
+    """Apply one registry event to a repository and print the files it changed.
+
+    Exits 0 whether or not a file changed, 2 on an invalid event, 1 when the event failed
+    (for example a push the remote refused); a failed event stays queued for ``retry``.
+    """
     try:
         payload = sys.stdin.buffer.read() if event == "-" else Path(event).read_bytes()
     except OSError as error:

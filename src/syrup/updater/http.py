@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import hmac
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +88,11 @@ class Worker:
 
 
 def router(
-    updater: Updater, *, token: str | None, source_secrets: Mapping[str, str], wake: Any
+    updater: Updater,
+    *,
+    token: str | None,
+    source_secrets: Mapping[str, str],
+    wake: Callable[[], None],
 ) -> APIRouter:
     """The intake routes, bound to an updater; ``wake()`` is called after each stored event."""
     api = APIRouter()

@@ -173,9 +173,10 @@ class Updater:
             return finished
 
     def _apply_safely(self, event: events.ImageEvent, target: RepoTarget) -> RepoOutcome:
+        # A failure becomes the event's outcome (kept, retried later), never a crashed loop.
         try:
             return self.apply(event, target)
-        except SyrupError as error:
+        except (SyrupError, OSError) as error:
             log.error("image event failed", event_id=event.id, repo=target.url, error=str(error))
             return RepoOutcome(repo=target.url, state=EventState.FAILED, detail=str(error))
 
