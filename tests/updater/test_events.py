@@ -114,6 +114,10 @@ def _ecr(**detail: object) -> dict[str, object]:
         (_ecr(result="FAILURE"), "failure"),
         (_ecr(**{"image-tag": ""}), "without a tag"),
         (
+            {**GITHUB, "registry_package": {**GITHUB["registry_package"], "package_type": "npm"}},  # type: ignore[dict-item]
+            "action is other",
+        ),
+        (
             {"events": [{**DISTRIBUTION["events"][0], "action": "pull"}]},  # type: ignore[index]
             "action is other",
         ),

@@ -253,10 +253,13 @@ def _parse_github(body: Mapping[str, Any], *, where: str, fallback_id: str) -> I
     if not owner:
         raise InvalidInput("is missing", where=f"{at}.namespace")
     path = f"{str(owner).lower()}/{name.lower()}"
+    # The same webhook announces npm, Maven... packages; only containers are images.
+    kind = str(package.get("package_type") or package.get("ecosystem") or "CONTAINER")
+    action = _action(str(body.get("action", "published")))
     return ImageEvent(
         id=fallback_id,
         format=EventFormat.GITHUB,
-        action=_action(str(body.get("action", "published"))),
+        action=action if kind.upper() == "CONTAINER" else Action.OTHER,
         succeeded=True,
         repository=refs.parse_repository(f"ghcr.io/{path}", where=f"{at}.name"),
         tag=_tag(tag_info.get("name"), where=f"{at}.package_version.container_metadata.tag.name"),
