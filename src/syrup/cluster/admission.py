@@ -230,7 +230,10 @@ class EngineAdmission(Admission):
         warnings = engine.validation.unknown_field_warnings(
             new, unknown, field_validation=field_validation
         )
-        engine.validation.prune_unknown(new, schema)
+        if unknown or rt.crd:
+            # Custom resources are pruned every time: that also drops nulls their schema
+            # does not allow.
+            engine.validation.prune_unknown(new, schema)
 
         engine.defaults.apply_defaults(
             new,

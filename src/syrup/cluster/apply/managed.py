@@ -79,7 +79,18 @@ def _view(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class _Entry:
-    __slots__ = ("api_version", "fields", "manager", "operation", "subresource", "time")
+    """One managedFields entry; its field set is parsed only when an operation needs it."""
+
+    __slots__ = (
+        "_dirty",
+        "_fields",
+        "_original",
+        "api_version",
+        "manager",
+        "operation",
+        "subresource",
+        "time",
+    )
 
     def __init__(
         self,
@@ -88,21 +99,50 @@ class _Entry:
         operation: str,
         api_version: str,
         time: str | None,
-        fields: Tree,
+        fields: Tree | None,
         subresource: str | None,
+        original: dict[str, Any] | None = None,
     ) -> None:
         self.manager = manager
         self.operation = operation
         self.api_version = api_version
         self.time = time
-        self.fields = fields
+        self._fields = fields
+        self._original = original
+        self._dirty = original is None
         self.subresource = subresource
+
+    @property
+    def fields(self) -> Tree:
+        if self._fields is None:
+            raw = (self._original or {}).get("fieldsV1")
+            self._fields = fieldsets.from_fields_v1(raw) if raw else {}
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: Tree) -> None:
+        self._fields = value
+        self._dirty = True
+
+    @property
+    def empty(self) -> bool:
+        if self._fields is None:
+            return not (self._original or {}).get("fieldsV1")
+        return not self._fields
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.manager, self.operation, self.subresource or "")
 
     def to_json(self) -> dict[str, Any]:
+        original = self._original
+        if (
+            not self._dirty
+            and original is not None
+            and original.get("time") == self.time
+            and original.get("apiVersion") == self.api_version
+        ):
+            return original
         out: dict[str, Any] = {
             "manager": self.manager,
             "operation": self.operation,
@@ -128,15 +168,16 @@ def _read_entries(obj: dict[str, Any] | None) -> dict[tuple[str, str, str], _Ent
             operation=str(raw.get("operation", UPDATE)),
             api_version=str(raw.get("apiVersion", "")),
             time=raw.get("time"),
-            fields=fieldsets.from_fields_v1(raw.get("fieldsV1")),
+            fields=None,
             subresource=raw.get("subresource") or None,
+            original=raw,
         )
         out[entry.key] = entry
     return out
 
 
 def _write_entries(obj: dict[str, Any], entries: Iterable[_Entry]) -> None:
-    kept = [e for e in entries if e.fields]
+    kept = [e for e in entries if not e.empty]
     # Kubernetes' order: Apply before Update, then oldest first, then by manager.
     kept.sort(
         key=lambda e: (e.operation, e.time or "", e.manager, e.api_version, e.subresource or "")
@@ -146,12 +187,6 @@ def _write_entries(obj: dict[str, Any], entries: Iterable[_Entry]) -> None:
         meta["managedFields"] = [e.to_json() for e in kept]
     else:
         meta.pop("managedFields", None)
-
-
-def _sets_of_others(
-    entries: dict[tuple[str, str, str], _Entry], me: tuple[str, str, str]
-) -> list[_Entry]:
-    return [e for k, e in entries.items() if k != me]
 
 
 # -- update ------------------------------------------------------------------------------------
@@ -253,12 +288,13 @@ def server_side_apply(
     # applying when no one else holds it.
     live_view = _view(live)
     merged: dict[str, Any] = merge(live_view, config, schema or ANY)
-    if last_set:
+    dropped = fieldsets.difference(last_set, applied_set) if last_set else {}
+    if dropped:
         owned = applied_set
         for key, entry in entries.items():
             if key != me:
                 owned = fieldsets.union(owned, entry.fields)
-        drop = fieldsets.difference(last_set, owned)
+        drop = fieldsets.difference(dropped, owned)
         if drop:
             merged = remove(merged, drop, owned, schema or ANY)
 
@@ -267,10 +303,11 @@ def server_side_apply(
     changed = _strip(fieldsets.union(added, modified), **strip)  # type: ignore[arg-type]
     removed = _strip(removed, **strip)  # type: ignore[arg-type]
     conflicts: list[tuple[_Entry, Tree]] = []
+    contested = fieldsets.intersection(changed, applied_set) if changed else {}
     for key, entry in entries.items():
-        if key == me:
+        if key == me or not contested:
             continue
-        clash = fieldsets.intersection(entry.fields, fieldsets.intersection(changed, applied_set))
+        clash = fieldsets.intersection(entry.fields, contested)
         if clash:
             conflicts.append((entry, clash))
     if conflicts and not force:

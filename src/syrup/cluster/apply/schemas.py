@@ -70,6 +70,7 @@ class Schema:
         "quantity",
         "ref",
         "required",
+        "scalar_rules",
         "types",
     )
 
@@ -119,6 +120,17 @@ class Schema:
         self.max_length = raw.get("maxLength")
         self.min_items = raw.get("minItems")
         self.max_items = raw.get("maxItems")
+
+        #: Whether a scalar value needs more than a type check (validation's fast path).
+        self.scalar_rules = bool(
+            self.enum is not None
+            or self.pattern is not None
+            or self.quantity
+            or any(
+                x is not None
+                for x in (self.minimum, self.maximum, self.min_length, self.max_length)
+            )
+        )
 
         # Merge annotations: SSA's list type, with the strategic-merge annotations as fallback.
         self.patch_key: str | None = raw.get("x-kubernetes-patch-merge-key")

@@ -64,20 +64,18 @@ def _show(value: Any) -> str:
     return json.dumps(value)
 
 
+_JSON_TYPES: dict[type, str] = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    dict: "object",
+    list: "array",
+}
+
+
 def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "null"
+    return _JSON_TYPES.get(type(value), "null")
 
 
 class _Collector:
@@ -135,6 +133,14 @@ def _walk(value: Any, schema: Schema, path: str, out: _Collector) -> None:
             out.type_error(path, value, wanted)
             return
 
+    if isinstance(value, dict):
+        _walk_object(value, schema, path, out)
+        return
+    if isinstance(value, list):
+        _walk_list(value, schema, path, out)
+        return
+    if not schema.scalar_rules:
+        return
     if schema.enum is not None and value not in schema.enum:
         out.unsupported(path, value, schema.enum)
     if isinstance(value, str):
@@ -148,10 +154,6 @@ def _walk(value: Any, schema: Schema, path: str, out: _Collector) -> None:
             out.invalid(
                 path, value, f"{path} in body should be less than or equal to {schema.maximum}"
             )
-    elif isinstance(value, dict):
-        _walk_object(value, schema, path, out)
-    elif isinstance(value, list):
-        _walk_list(value, schema, path, out)
 
 
 def _walk_string(value: str, schema: Schema, path: str, out: _Collector) -> None:
@@ -501,11 +503,32 @@ def _check_immutable(obj: Obj, old: Obj, out: _Collector) -> None:
 
 def unknown_fields(obj: Obj, *, schema: Schema | None) -> list[str]:
     """Paths of fields the schema does not know (``spec.foo``), in document order."""
-    if schema is None:
-        return []
-    out = _Collector()
-    _walk(obj, schema, "", out)
-    return out.unknown
+    found: list[str] = []
+    if schema is not None:
+        _find_unknown(obj, schema, "", found)
+    return found
+
+
+def _find_unknown(value: Any, schema: Schema, path: str, found: list[str]) -> None:
+    """The structure-only part of the walk: cheap enough to run on every write."""
+    if isinstance(value, dict):
+        if schema.preserve_unknown and not schema.properties:
+            return
+        props = schema.properties
+        prefix = f"{path}." if path else ""
+        for name, child in value.items():
+            sub = props.get(name) or schema.additional
+            if sub is None:
+                if not (schema.preserve_unknown or not schema.types):
+                    found.append(prefix + name)
+            elif isinstance(child, dict | list):
+                _find_unknown(child, sub, prefix + name, found)
+    elif isinstance(value, list):
+        items = schema.items
+        if items is not None:
+            for index, item in enumerate(value):
+                if isinstance(item, dict | list):
+                    _find_unknown(item, items, f"{path}[{index}]", found)
 
 
 def unknown_field_warnings(obj: Obj, unknown: list[str], *, field_validation: str) -> list[str]:
