@@ -81,19 +81,8 @@ class Deployments(runtime.Controller):
         if objects.deleting(d):
             return None
         log = self.log.bind(namespace=key[0], name=key[1])
-        rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         dspec = objects.spec(d)
-        selector = objects.selector_text(dspec.get("selector"))
-        listed, _ = (
-            await self.store.list(rs_rt, key[0], label_selector=selector or None)
-            if selector
-            else ([], "")
-        )
-        all_rs = [
-            rs
-            for rs in listed
-            if objects.controlled_by(rs, objects.uid(d)) and not objects.deleting(rs)
-        ]
+        all_rs = self._sets(d)
         new_rs = next((rs for rs in all_rs if rollout.same_template(rs, d)), None)
         old_rs = [rs for rs in all_rs if rs is not new_rs]
         paused = bool(dspec.get("paused"))
@@ -121,21 +110,21 @@ class Deployments(runtime.Controller):
             await self._cleanup(d, old_rs)
 
         # Status from what the sets report now.
-        listed, _ = (
-            await self.store.list(rs_rt, key[0], label_selector=selector or None)
-            if selector
-            else ([], "")
-        )
-        all_rs = [
-            rs
-            for rs in listed
-            if objects.controlled_by(rs, objects.uid(d)) and not objects.deleting(rs)
-        ]
+        all_rs = self._sets(d)
         new_rs = next((rs for rs in all_rs if rollout.same_template(rs, d)), None)
         d = await self.store.get(rt, *key)
         wait = await self._write_status(d, new_rs, all_rs, created_new=created_new, paused=paused)
         log.debug("reconciled", sets=len(all_rs))
         return wait
+
+    def _sets(self, d: Obj) -> list[Obj]:
+        """The Deployment's ReplicaSets (by controller reference) from the write-through cache."""
+        owned = self.ctx.informer("apps", "v1", "replicasets").owned_by(objects.uid(d))
+        return [rs for rs in owned if not objects.deleting(rs)]
+
+    def _remember(self, rs: Obj) -> Obj:
+        self.ctx.informer("apps", "v1", "replicasets").remember(rs)
+        return rs
 
     async def _old_pods_running(self, d: Obj, old_rs: list[Obj]) -> int:
         count = 0
@@ -192,7 +181,9 @@ class Deployments(runtime.Controller):
         }
         rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         try:
-            created = await self.store.create(rs_rt, body, field_manager=objects.MANAGER)
+            created = self._remember(
+                await self.store.create(rs_rt, body, field_manager=objects.MANAGER)
+            )
         except errors.AlreadyExists:
             existing = await self.store.get(rs_rt, objects.namespace(d), body["metadata"]["name"])
             if objects.controlled_by(existing, objects.uid(d)) and rollout.same_template(
@@ -222,13 +213,14 @@ class Deployments(runtime.Controller):
             return new_rs
         rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         patch = {"metadata": {"annotations": {rollout.REVISION: str(highest + 1)}}}
-        return await self.store.patch(
+        patched = await self.store.patch(
             rs_rt,
             objects.namespace(new_rs),
             objects.name(new_rs),
             patch,
             field_manager=objects.MANAGER,
         )
+        return self._remember(patched)
 
     async def _sync_deployment_revision(self, d: Obj, new_rs: Obj | None) -> None:
         if new_rs is None:
@@ -258,8 +250,10 @@ class Deployments(runtime.Controller):
             },
             "spec": {"replicas": count},
         }
-        scaled = await self.store.patch(
-            rs_rt, objects.namespace(rs), objects.name(rs), patch, field_manager=objects.MANAGER
+        scaled = self._remember(
+            await self.store.patch(
+                rs_rt, objects.namespace(rs), objects.name(rs), patch, field_manager=objects.MANAGER
+            )
         )
         await self._scale_event(d, objects.name(rs), old, count)
         return scaled
@@ -301,11 +295,13 @@ class Deployments(runtime.Controller):
             return
         rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         for rs in sorted(idle, key=rollout.revision_of)[:extra]:
-            await runtime.ignore_missing(
+            gone = await runtime.ignore_missing(
                 self.store.delete(
                     rs_rt, objects.namespace(rs), objects.name(rs), propagation_policy="Background"
                 )
             )
+            if gone is not None and not objects.deleting(gone):
+                self.ctx.informer("apps", "v1", "replicasets").forget(gone)
             self.log.info(
                 "deleted old replica set",
                 namespace=objects.namespace(d),

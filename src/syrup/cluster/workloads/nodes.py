@@ -152,6 +152,7 @@ class Kubelet(runtime.Controller):
         self.runs: dict[str, tuple[lifecycle.Run, float]] = {}
         self.ips: dict[str, str] = {}
         self.used_ips: set[str] = set()
+        self._next_ip: dict[int, int] = {}
         self.present: dict[str, set[str]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -260,12 +261,15 @@ class Kubelet(runtime.Controller):
         known = self.ips.get(uid) or objects.status(pod).get("podIP")
         if known:
             return str(known)
-        for address in pod_cidr(index).hosts():
-            text = str(address)
-            if text.endswith(".0") or text in self.used_ips:
+        network = pod_cidr(index)
+        size = network.num_addresses
+        start = self._next_ip.get(index, 2)  # .0 is the network, .1 the node's bridge
+        for step in range(size - 3):
+            offset = 2 + (start - 2 + step) % (size - 3)
+            text = str(network.network_address + offset)
+            if text.endswith(".0") or text.endswith(".255") or text in self.used_ips:
                 continue
-            if text == str(next(pod_cidr(index).hosts())):
-                continue  # .1 is the node's bridge
+            self._next_ip[index] = offset + 1
             self.used_ips.add(text)
             self.ips[uid] = text
             return text

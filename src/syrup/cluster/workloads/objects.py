@@ -7,7 +7,7 @@ every helper tolerates missing fields, because objects reach us before and after
 
 from __future__ import annotations
 
-import copy
+import functools
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -68,7 +68,8 @@ def generation(obj: Mapping[str, Any]) -> int:
 
 
 def deep_copy(obj: Obj) -> Obj:
-    out: Obj = copy.deepcopy(obj)
+    """A deep copy of JSON data (a serialise round trip is far faster than ``copy``)."""
+    out: Obj = orjson.loads(orjson.dumps(obj))
     return out
 
 
@@ -118,12 +119,17 @@ def selector_text(selector: Mapping[str, Any] | None) -> str:
     return selectors.selector_to_string(selector or {})
 
 
+@functools.lru_cache(maxsize=4096)
+def _matcher(text: str) -> selectors.Matcher | None:
+    return selectors.label_matcher(text)
+
+
 def selects(selector: Mapping[str, Any] | None, obj: Mapping[str, Any]) -> bool:
     """Whether a LabelSelector object matches ``obj``; an empty selector matches nothing."""
     text = selector_text(selector)
     if not text:
         return False
-    match = selectors.label_matcher(text)
+    match = _matcher(text)
     return match is None or match(obj)
 
 

@@ -99,6 +99,7 @@ async def create_pod(ctx: runtime.Context, owner: Obj, pod: Obj, *, component: s
             created = await ctx.store.create(
                 rt, objects.deep_copy(pod), field_manager=objects.MANAGER
             )
+            ctx.informer("", "v1", "pods").remember(created)
             break
         except errors.AlreadyExists:
             continue
@@ -121,6 +122,11 @@ async def delete_pod(ctx: runtime.Context, owner: Obj, pod: Obj, *, component: s
         )
     )
     if gone is not None:
+        pods = ctx.informer("", "v1", "pods")
+        if objects.deleting(gone):
+            pods.remember(gone)
+        else:
+            pods.forget(gone)
         await ctx.recorder.record(
             owner,
             reason="SuccessfulDelete",
@@ -130,12 +136,11 @@ async def delete_pod(ctx: runtime.Context, owner: Obj, pod: Obj, *, component: s
 
 
 async def owned_pods(ctx: runtime.Context, owner: Obj, selector: Obj | None) -> list[Obj]:
-    rt = ctx.rt("", "v1", "pods")
-    text = objects.selector_text(selector)
-    if not text:
+    """Pods ``owner`` controls that its selector matches, from the write-through cache."""
+    if not objects.selector_text(selector):
         return []
-    pods, _ = await ctx.store.list(rt, objects.namespace(owner), label_selector=text)
-    return [p for p in pods if objects.controlled_by(p, objects.uid(owner))]
+    owned = ctx.informer("", "v1", "pods").owned_by(objects.uid(owner))
+    return [p for p in owned if objects.selects(selector, p)]
 
 
 class ReplicaSets(runtime.Controller):

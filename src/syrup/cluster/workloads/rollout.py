@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from syrup import errors
 from syrup.cluster.workloads import objects
 
@@ -148,11 +150,29 @@ def revision_of(rs: Obj) -> int:
         return 0
 
 
+_TEMPLATE_KEYS: dict[tuple[str, str], bytes] = {}
+
+
+def template_key(obj: Obj) -> bytes:
+    """A comparable form of ``obj``'s pod template: hash label dropped, empties pruned.
+
+    Memoised per object version, because a Deployment compares its template with every one
+    of its ReplicaSets on every look.
+    """
+    memo = (objects.uid(obj), str(objects.meta(obj).get("resourceVersion") or ""))
+    known = _TEMPLATE_KEYS.get(memo)
+    if known is not None and memo[1]:
+        return known
+    template = objects.without_label(objects.spec(obj).get("template") or {}, HASH_LABEL)
+    key = orjson.dumps(objects.pruned(template), option=orjson.OPT_SORT_KEYS)
+    if len(_TEMPLATE_KEYS) >= 10_000:
+        _TEMPLATE_KEYS.clear()
+    _TEMPLATE_KEYS[memo] = key
+    return key
+
+
 def same_template(rs: Obj, deployment: Obj) -> bool:
-    rs_template = objects.spec(rs).get("template") or {}
-    mine = objects.without_label(rs_template, HASH_LABEL)
-    theirs = objects.without_label(objects.spec(deployment).get("template") or {}, HASH_LABEL)
-    return bool(objects.pruned(mine) == objects.pruned(theirs))
+    return template_key(rs) == template_key(deployment)
 
 
 def complete(deployment: Obj, st: Obj) -> bool:

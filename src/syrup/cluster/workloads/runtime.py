@@ -34,14 +34,39 @@ Obj = dict[str, Any]
 Key = tuple[str, str]
 Handler = Callable[[str, Obj], None]
 
+#: Deleted keys remembered (with their last resourceVersion) to drop stale events; bounded.
+_GONE_MEMORY = 50_000
+
+
+def version(obj: Obj) -> int | None:
+    """The object's resourceVersion as a number, when it is one.
+
+    Clients must treat resourceVersions as opaque; these controllers run in the server's own
+    process, whose storage hands out one increasing integer sequence (see
+    :mod:`syrup.cluster.storage`), so ordering them is safe here and nowhere else.
+    """
+    try:
+        return int(objects.meta(obj).get("resourceVersion") or "")
+    except ValueError:
+        return None
+
 
 class Informer:
-    """List-then-watch one resource type; keep a cache; tell subscribers about changes."""
+    """List-then-watch one resource type; keep a cache; tell subscribers about changes.
+
+    The cache is indexed by controller owner uid, and controllers write through it
+    (:meth:`remember`, :meth:`forget`) so their next look sees their own creations and
+    deletions even before the watch delivers them; an event older than what the cache holds
+    is ignored, so a write-through is never undone by a stale event.
+    """
 
     def __init__(self, store: Store, rt: ResourceType) -> None:
         self.store = store
         self.rt = rt
         self.cache: dict[Key, Obj] = {}
+        self.by_owner: dict[str, dict[Key, Obj]] = {}
+        self._owner_of: dict[Key, str] = {}
+        self._gone: dict[Key, int] = {}
         self.handlers: list[Handler] = []
         self.synced = asyncio.Event()
         self._log = log.bind(resource=rt.group_resource)
@@ -54,6 +79,56 @@ class Informer:
             return list(self.cache.values())
         return [o for (ns, _), o in self.cache.items() if ns == namespace]
 
+    def owned_by(self, owner_uid: str) -> list[Obj]:
+        """Cached objects whose controller reference points at ``owner_uid``."""
+        return list(self.by_owner.get(owner_uid, {}).values())
+
+    def _put(self, key: Key, obj: Obj) -> None:
+        self._unindex(key)
+        self.cache[key] = obj
+        ref = objects.controller_ref(obj)
+        if ref is not None and ref.get("uid"):
+            owner = str(ref["uid"])
+            self.by_owner.setdefault(owner, {})[key] = obj
+            self._owner_of[key] = owner
+
+    def _unindex(self, key: Key) -> None:
+        owner = self._owner_of.pop(key, None)
+        if owner is not None:
+            siblings = self.by_owner.get(owner)
+            if siblings is not None:
+                siblings.pop(key, None)
+                if not siblings:
+                    del self.by_owner[owner]
+
+    def _apply(self, etype: str, obj: Obj) -> bool:
+        """Fold one change into the cache; False when it is older than what is known."""
+        key = (objects.namespace(obj), objects.name(obj))
+        incoming = version(obj)
+        known = self.cache.get(key)
+        newest = version(known) if known is not None else self._gone.get(key)
+        if incoming is not None and newest is not None and incoming < newest:
+            return False
+        if etype == "DELETED":
+            self._unindex(key)
+            self.cache.pop(key, None)
+            if incoming is not None:
+                if len(self._gone) >= _GONE_MEMORY:
+                    self._gone.clear()
+                self._gone[key] = incoming
+        else:
+            self._gone.pop(key, None)
+            self._put(key, obj)
+        return True
+
+    def remember(self, obj: Obj) -> None:
+        """Write-through: the caller just stored ``obj``."""
+        self._apply("MODIFIED", obj)
+
+    def forget(self, obj: Obj) -> None:
+        """Write-through: the caller just deleted ``obj`` (as storage returned it)."""
+        self._apply("DELETED", obj)
+
     def _dispatch(self, etype: str, obj: Obj) -> None:
         for handler in self.handlers:
             try:
@@ -64,7 +139,12 @@ class Informer:
     def _relist(self, items: list[Obj]) -> None:
         fresh = {(objects.namespace(o), objects.name(o)): o for o in items}
         gone = [o for k, o in self.cache.items() if k not in fresh]
-        self.cache = fresh
+        self.cache = {}
+        self.by_owner = {}
+        self._owner_of = {}
+        self._gone = {}
+        for key, obj in fresh.items():
+            self._put(key, obj)
         for obj in gone:
             self._dispatch("DELETED", obj)
         for obj in items:
@@ -91,12 +171,8 @@ class Informer:
             async for etype, obj in watch:
                 if etype not in ("ADDED", "MODIFIED", "DELETED"):
                     continue
-                key = (objects.namespace(obj), objects.name(obj))
-                if etype == "DELETED":
-                    self.cache.pop(key, None)
-                else:
-                    self.cache[key] = obj
-                self._dispatch(etype, obj)
+                if self._apply(etype, obj) or etype == "DELETED":
+                    self._dispatch(etype, obj)
         finally:
             watch.close()
 

@@ -181,9 +181,36 @@ class Scheduler(runtime.Controller):
         self.pods.subscribe(self._on_pod)
         self.nodes.subscribe(self._on_node)
         self._pending: set[tuple[str, str]] = set()
+        #: Requests per node, kept up to date from pod events (and bindings made here).
+        self.usage: dict[str, Usage] = {}
+        self._counted: dict[tuple[str, str], tuple[str, float, float]] = {}
+
+    def _account(self, key: tuple[str, str], pod: Obj | None) -> None:
+        """Move ``pod``'s requests to the node it is bound to now (or release them)."""
+        before = self._counted.pop(key, None)
+        if before is not None:
+            used = self.usage[before[0]]
+            used.cpu -= before[1]
+            used.memory -= before[2]
+            used.pods -= 1
+        if pod is None:
+            return
+        node = objects.spec(pod).get("nodeName")
+        if not node or objects.status(pod).get("phase") in ("Succeeded", "Failed"):
+            return
+        try:
+            cpu, mem = requests(pod)
+        except syrup_errors.InvalidInput:
+            cpu = mem = 0.0
+        used = self.usage.setdefault(str(node), Usage())
+        used.cpu += cpu
+        used.memory += mem
+        used.pods += 1
+        self._counted[key] = (str(node), cpu, mem)
 
     def _on_pod(self, etype: str, pod: Obj) -> None:
         key = (objects.namespace(pod), objects.name(pod))
+        self._account(key, None if etype == "DELETED" else pod)
         if etype == "DELETED":
             self._pending.discard(key)
             # Freed capacity may let a waiting pod in.
@@ -212,7 +239,7 @@ class Scheduler(runtime.Controller):
             return None
         nodes = sorted(self.nodes.items(), key=objects.name)
         try:
-            verdict = choose(pod, nodes, usage_of(self.pods.items()))
+            verdict = choose(pod, nodes, self.usage)
         except syrup_errors.InvalidInput as exc:
             verdict = Verdict(node=None, reasons={str(exc): len(nodes)})
         now = self.clock.stamp()
@@ -243,6 +270,7 @@ class Scheduler(runtime.Controller):
         bound = await self.store.patch(
             rt, key[0], key[1], {"spec": {"nodeName": verdict.node}}, field_manager=MANAGER
         )
+        self._account(key, bound)
         conds = objects.set_condition(
             list(objects.status(bound).get("conditions") or []),
             "PodScheduled",

@@ -203,6 +203,7 @@ class StatefulSets(runtime.Controller):
                     self._pod(sts, index, revision),
                     field_manager=objects.MANAGER,
                 )
+                self.ctx.informer("", "v1", "pods").remember(created)
                 await self.ctx.recorder.record(
                     sts,
                     reason="SuccessfulCreate",
