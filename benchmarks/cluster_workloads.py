@@ -1,6 +1,6 @@
 """How fast the local cluster's simulated workloads converge.
 
-Creates N Deployments of R replicas (default 100 × 3) in the local cluster's real storage with
+Creates N Deployments of R replicas (default 100 x 3) in the local cluster's real storage with
 the workload controllers running at the default speed, and prints the wall time until every
 Deployment is available, then the time for a rolling update of all of them (a new image), with
 the CPU seconds the process used for each phase. Storage is the same SQLite-backed store
@@ -8,7 +8,7 @@ the CPU seconds the process used for each phase. Storage is the same SQLite-back
 the controllers' and storage's own cost.
 
 Run: ``.venv/bin/python benchmarks/cluster_workloads.py [--deployments 100] [--replicas 3]
-[--speed 5]``. Goal: 100 × 3 available in under 10 s of wall time at the default speed.
+[--speed 5]``. Goal: 100 x 3 available in under 10 s of wall time at the default speed.
 """
 
 from __future__ import annotations
