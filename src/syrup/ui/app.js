@@ -438,13 +438,15 @@ async function appPage(name) {
   }
 
   async function loadTree() {
+    // The tree comes from the cache and is quick; managed resources need server dry runs,
+    // so the tree is drawn first and the panel catches up.
     try {
-      [nodes, managed] = await Promise.all([
-        api("GET", `/api/v1/applications/${enc(name)}/resource-tree`).then((d) => d.nodes),
-        api("GET", `/api/v1/applications/${enc(name)}/managed-resources`).then((d) => d.items),
-      ]);
+      nodes = (await api("GET", `/api/v1/applications/${enc(name)}/resource-tree`)).nodes;
     } catch (ex) { treeWrap.replaceChildren(errorState("Could not load the resource tree", ex)); return; }
     drawTree();
+    try {
+      managed = (await api("GET", `/api/v1/applications/${enc(name)}/managed-resources`)).items;
+    } catch (ex) { toast(`Could not compare with Git: ${ex.message}`, true); }
     if (selected && !panel.hidden) showPanel();
   }
 
