@@ -84,3 +84,27 @@ def test_a_failed_event_is_listed_with_its_reason_and_can_be_retried(tmp_path: P
     assert retried.stdout.startswith("e-1: committed ")
     assert syrup("events", "--failed", data=data).stdout == ""
     assert syrup("retry", "nope", data=data).returncode == 1
+
+
+def test_poll_applies_the_newest_tag_from_the_registry(tmp_path: Path) -> None:
+    from .fake_registry import FakeRegistry
+    from .servers import serving
+
+    fake = FakeRegistry(repositories={"acme/web": ["1.0.0", "1.1.0", "1.2.0", "2.0.0"]})
+    with serving(fake.app()) as base:
+        fake.base = base
+        host = base.removeprefix("http://")
+        remote = make_remote(tmp_path, {"web.yaml": f"image: {host}/acme/web:1.0.0\n"})
+        (tmp_path / "password").write_text(fake.password)
+        config = tmp_path / "updater.yaml"
+        config.write_text(
+            f"repos: [{{url: {remote}}}]\n"
+            f"registries: [{{host: '{host}', insecure: true, username: robot,"
+            f" password: {{file: {tmp_path / 'password'}}}}}]\n"
+            f"images: [{{image: '{host}/acme/web', poll: true,"
+            " policy: {ordering: semver, range: '^1.0'}}]\n"
+        )
+        result = syrup("poll", "--config", str(config), data=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert " 1.2.0 committed" in result.stdout
+    assert git("show", "main:web.yaml", cwd=remote) == f"image: {host}/acme/web:1.2.0\n"

@@ -295,3 +295,23 @@ def test_only_files_under_the_configured_paths_are_edited(
     target = updating.RepoTarget(url=str(repo), paths=paths, commit=False)
     [row] = updater.receive(event("api", "2"), source="test", target=target)
     assert sorted(updater.process(row.id).files) == changed
+
+
+def test_a_configured_host_alias_matches_references_written_with_it(
+    tmp_path: Path, make_updater
+) -> None:
+    remote = make_remote(
+        tmp_path,
+        {"deploy.yaml": "containers:\n- image: mirror.internal:5000/team/api:10\n"},
+    )
+    updater = make_updater(
+        {
+            "repos": [{"url": str(remote)}],
+            "registries": [{"host": HOST, "aliases": ["mirror.internal:5000"]}],
+        }
+    )
+    [row] = updater.receive(event("api", "11"), source="test")
+    assert updater.process(row.id).state is EventState.COMMITTED
+    assert (
+        show(remote, "deploy.yaml") == b"containers:\n- image: mirror.internal:5000/team/api:11\n"
+    )
