@@ -45,6 +45,21 @@ _STRIPPED_META = (
 )
 
 
+class _Scope:
+    """Which endpoint a write came through, deciding the paths its sets may hold."""
+
+    __slots__ = ("status_subresource", "subresource")
+
+    def __init__(self, *, subresource: str | None, status_subresource: bool) -> None:
+        self.subresource = subresource
+        self.status_subresource = status_subresource
+
+    def strip(self, tree: Tree) -> Tree:
+        return _strip(
+            tree, subresource=self.subresource, status_subresource=self.status_subresource
+        )
+
+
 def _strip(tree: Tree, *, subresource: str | None, status_subresource: bool) -> Tree:
     """Drop the paths no manager ever owns, and those of the other endpoint."""
     tree.pop("f:apiVersion", None)
@@ -221,9 +236,9 @@ def record_update(
             return
 
     added, removed, modified = fieldsets.compare(old_view, new_view, schema)
-    strip = {"subresource": subresource, "status_subresource": status_subresource}
-    changed = _strip(fieldsets.union(added, modified), **strip)  # type: ignore[arg-type]
-    removed = _strip(removed, **strip)  # type: ignore[arg-type]
+    scope = _Scope(subresource=subresource, status_subresource=status_subresource)
+    changed = scope.strip(fieldsets.union(added, modified))
+    removed = scope.strip(removed)
     gone = fieldsets.union(changed, removed)
 
     api_version = str(new.get("apiVersion", ""))
@@ -273,7 +288,7 @@ def server_side_apply(
     """
     if not isinstance(applied, dict):
         raise errors.BadRequest("the applied configuration must be an object")
-    strip = {"subresource": subresource, "status_subresource": status_subresource}
+    scope = _Scope(subresource=subresource, status_subresource=status_subresource)
     api_version = str(applied.get("apiVersion", ""))
     entries = _read_entries(live)
     me = (manager, APPLY, subresource or "")
@@ -282,7 +297,7 @@ def server_side_apply(
 
     # The applied set is what the manager owns from now on.
     config = _view(applied)
-    applied_set = _strip(fieldsets.from_object(config, schema), **strip)  # type: ignore[arg-type]
+    applied_set = scope.strip(fieldsets.from_object(config, schema))
 
     # Merge the configuration into the live object, then drop what the manager stopped
     # applying when no one else holds it.
@@ -300,8 +315,8 @@ def server_side_apply(
 
     # Conflicts: fields this apply changes that another manager owns.
     added, removed, modified = fieldsets.compare(live_view, merged, schema)
-    changed = _strip(fieldsets.union(added, modified), **strip)  # type: ignore[arg-type]
-    removed = _strip(removed, **strip)  # type: ignore[arg-type]
+    changed = scope.strip(fieldsets.union(added, modified))
+    removed = scope.strip(removed)
     conflicts: list[tuple[_Entry, Tree]] = []
     contested = fieldsets.intersection(changed, applied_set) if changed else {}
     for key, entry in entries.items():
@@ -347,10 +362,7 @@ def _conflict_error(conflicts: list[tuple[_Entry, Tree]]) -> errors.Conflict:
         who = f'"{entry.manager}"'
         if entry.subresource:
             who += f' with subresource "{entry.subresource}"'
-        if entry.operation == APPLY:
-            label = f"{who} using {entry.api_version}" if entry.api_version else who
-        else:
-            label = f"{who} using {entry.api_version}" if entry.api_version else who
+        label = f"{who} using {entry.api_version}" if entry.api_version else who
         paths = sorted(fieldsets.leaf_paths(clash))
         groups.append((label, paths))
         causes.extend(
