@@ -106,6 +106,12 @@ class Admission:
     def __init__(self, *, allocate_cluster_ip: Callable[[], str] | None = None) -> None:
         self.allocate_cluster_ip = allocate_cluster_ip
 
+    def crd_registered(self, crd: dict[str, Any]) -> None:
+        """Storage tells admission a CRD is served (on load and after each CRD write)."""
+
+    def crd_removed(self, name: str) -> None:
+        """Storage tells admission a CRD is gone."""
+
     def admit(
         self,
         rt: ResourceType,
@@ -204,6 +210,15 @@ class EngineAdmission(Admission):
         self._crd_schemas = {k: v for k, v in self._crd_schemas.items() if k[0] != rt.crd}
         self._crd_schemas[key] = (version_key, schema)
         return schema
+
+    def crd_registered(self, crd: dict[str, Any]) -> None:
+        """Serve the CRD's schemas (validation, OpenAPI) from now on."""
+        engine.schemas.register_crd(crd)
+
+    def crd_removed(self, name: str) -> None:
+        """Forget a deleted CRD's schemas so OpenAPI stops listing its kinds."""
+        engine.schemas.unregister_crd(name)
+        self._crd_schemas = {k: v for k, v in self._crd_schemas.items() if k[0] != name}
 
     # -- writes ----------------------------------------------------------------------------
 
