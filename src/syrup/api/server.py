@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,8 +101,19 @@ class ApiServer:
             timeout_graceful_shutdown=1,
             server_header=False,
         )
+        # Bind here rather than inside uvicorn, whose bind failure exits the process.
+        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.settings.host, self.settings.port))
+        except OSError as exc:
+            sock.close()
+            raise errors.Unavailable(
+                f"the API server could not listen on {self.settings.host}:"
+                f"{self.settings.port}: {exc.strerror} (try --port)"
+            ) from exc
         self._server = _OwnedSignals(config)
-        self._task = asyncio.create_task(self._server.serve())
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():
                 with contextlib.suppress(BaseException):

@@ -356,8 +356,8 @@ function treeSvg(app, nodes, onSelect, selected) {
     svgEl("text", { x: 10, y: 17, class: "kind" }, n.kind),
     svgEl("text", { x: 10, y: 35 }, n.name.length > 24 ? n.name.slice(0, 23) + "…" : n.name));
     g.append(svgEl("title", {}, `${n.kind} ${n.namespace ? n.namespace + "/" : ""}${n.name}\nhealth: ${health || "-"}${n.status ? "\nsync: " + n.status : ""}${n.health?.message ? "\n" + n.health.message : ""}`));
-    if (health) g.append(svgEl("text", { x: NODE_W - 34, y: 18, fill: HEALTH_COLOUR[health] || "var(--grey)", "font-size": "13", "data-health": health }, HEALTH_ICON[health] || "?"));
-    if (n.status) g.append(svgEl("text", { x: NODE_W - 18, y: 18, fill: n.status === "Synced" ? "var(--green)" : "var(--yellow)", "font-size": "13", "data-sync": n.status }, n.status === "Synced" ? "✔" : "⟳"));
+    if (health) g.append(svgEl("text", { x: NODE_W - 34, y: 18, style: `fill: ${HEALTH_COLOUR[health] || "var(--grey)"}`, "font-size": "13", "data-health": health }, HEALTH_ICON[health] || "?"));
+    if (n.status) g.append(svgEl("text", { x: NODE_W - 18, y: 18, style: `fill: ${n.status === "Synced" ? "var(--green)" : "var(--yellow)"}`, "font-size": "13", "data-sync": n.status }, n.status === "Synced" ? "✔" : "⟳"));
     svg.append(g);
   }
   return svg;
