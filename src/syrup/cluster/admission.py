@@ -240,6 +240,42 @@ class EngineAdmission(Admission):
         check_name(rt, (meta or {}).get("name", ""))
         schema = self.schema_for(rt)
 
+        warnings: list[str] = []
+        if old is None or not _same_content(old, new):
+            warnings = self._decode_default_validate(
+                rt, schema, old=old, new=new, field_validation=field_validation
+            )
+        # else: the stored object passed all of this when it was written; a no-op write (a
+        # re-apply, a dry-run diff) skips straight to ownership.
+
+        if old is not None:
+            _keep_generation(rt, old, new)
+            if applied:
+                _keep_apply_time(old, new)
+
+        if not applied:
+            engine.managed.record_update(
+                old,
+                new,
+                manager=manager or "unknown",
+                schema=schema,
+                now=now,
+                subresource=subresource,
+                status_subresource="status" in rt.subresources,
+            )
+        if rt.plural == _CRDS and rt.group == _CRD_GROUP:
+            engine.schemas.register_crd(new)
+        return warnings
+
+    def _decode_default_validate(
+        self,
+        rt: ResourceType,
+        schema: engine.Schema | None,
+        *,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        field_validation: str,
+    ) -> list[str]:
         # Decoding: unknown fields are an error, a warning or nothing, and never stored.
         unknown = engine.validation.unknown_fields(new, schema=schema)
         warnings = engine.validation.unknown_field_warnings(
@@ -262,23 +298,6 @@ class EngineAdmission(Admission):
         )
         if rt.plural == _CRDS and rt.group == _CRD_GROUP:
             self._check_crd(new)
-        if old is not None:
-            _keep_generation(rt, old, new)
-            if applied:
-                _keep_apply_time(old, new)
-
-        if not applied:
-            engine.managed.record_update(
-                old,
-                new,
-                manager=manager or "unknown",
-                schema=schema,
-                now=now,
-                subresource=subresource,
-                status_subresource="status" in rt.subresources,
-            )
-        if rt.plural == _CRDS and rt.group == _CRD_GROUP:
-            engine.schemas.register_crd(new)
         return warnings
 
     def _check_crd(self, crd: dict[str, Any]) -> None:
@@ -356,6 +375,26 @@ class EngineAdmission(Admission):
         )
         self._applied.meta = new.get("metadata")
         return new
+
+
+_VOLATILE_META = ("managedFields", "resourceVersion", "generation")
+
+
+def _same_content(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """True when ``new`` differs from ``old`` only in bookkeeping metadata."""
+    if old.keys() != new.keys():
+        return False
+    for key, value in new.items():
+        if key != "metadata":
+            if old[key] != value:
+                return False
+            continue
+        old_meta = old.get("metadata") or {}
+        meta = value if isinstance(value, dict) else {}
+        keys = (set(meta) | set(old_meta)) - set(_VOLATILE_META)
+        if any(meta.get(k) != old_meta.get(k) for k in keys):
+            return False
+    return True
 
 
 def _keep_generation(rt: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
