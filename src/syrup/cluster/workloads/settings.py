@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from syrup import errors
+
 #: Default time scale: a plain Deployment becomes available in about a second.
 DEFAULT_SPEED = 5.0
 
@@ -52,6 +54,36 @@ class Settings:
             raise ValueError(f"nodes must be zero or more, not {self.nodes}")
         if self.speed <= 0:
             raise ValueError(f"speed must be positive, not {self.speed}")
+
+
+def from_flags(
+    *,
+    nodes: int = 1,
+    speed: float | None = None,
+    registries: list[str] | tuple[str, ...] = (),
+    load_balancer: bool = True,
+) -> Settings:
+    """Settings from ``syrup cluster serve`` flags; ``--registry`` values are ``HOST=URL``."""
+    mapping: dict[str, str] = {}
+    for value in registries:
+        host, sep, url = value.partition("=")
+        host, url = host.strip(), url.strip()
+        if not sep or not host or not url.startswith(("http://", "https://")):
+            raise errors.ConfigError(
+                f"--registry {value!r}: expected HOST=URL, for example "
+                "localhost:5000=http://127.0.0.1:5000"
+            )
+        mapping[host] = url
+    if nodes < 0:
+        raise errors.ConfigError(f"--nodes {nodes}: must be zero or more")
+    if speed is not None and speed <= 0:
+        raise errors.ConfigError(f"--speed {speed}: must be positive")
+    return Settings(
+        nodes=nodes,
+        speed=DEFAULT_SPEED if speed is None else speed,
+        registries=mapping,
+        load_balancer=load_balancer,
+    )
 
 
 class Clock:
