@@ -138,44 +138,57 @@ def test_rolling_update_never_exceeds_surge_or_unavailability(
     cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
 
     # Watch the ReplicaSets' spec.replicas over the whole update.
-    watcher = cluster_watch(cluster)
+    watcher = RsWatch(cluster, existing=1)
     cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.27")
     cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
-    watcher.terminate()
-    out, _ = watcher.communicate(timeout=10)
+    rows = watcher.stop()
     totals: dict[str, int] = {}
     peak = 0
-    for line in out.splitlines():
-        if not line.strip():
-            continue
-        name, replicas = line.split()
-        totals[name] = int(replicas)
+    for name, replicas in rows:
+        totals[name] = replicas
         peak = max(peak, sum(totals.values()))
-    assert peak <= 5, out
+    assert peak == 5, rows
+    assert len(totals) == 2
     ready = cluster.kubectl_json("get", "deployment", "web")["status"]
     assert ready["updatedReplicas"] == 4 and ready["availableReplicas"] == 4
 
 
-def cluster_watch(cluster: Cluster) -> Any:
-    import subprocess
+class RsWatch:
+    """``kubectl get rs --watch`` printing name and spec.replicas, started before a change."""
 
-    from tests.conftest import KUBECTL
+    def __init__(self, cluster: Cluster, existing: int) -> None:
+        import subprocess
 
-    return subprocess.Popen(
-        [
-            KUBECTL,
-            "get",
-            "rs",
-            "--watch",
-            "--output-watch-events=false",
-            "--no-headers",
-            "-o",
-            "custom-columns=N:.metadata.name,R:.spec.replicas",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=cluster.env(),
-    )
+        from tests.conftest import KUBECTL
+
+        self.proc = subprocess.Popen(
+            [
+                KUBECTL,
+                "get",
+                "rs",
+                "--watch",
+                "--output-watch-events=false",
+                "--no-headers",
+                "-o",
+                "custom-columns=N:.metadata.name,R:.spec.replicas",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=cluster.env(),
+        )
+        assert self.proc.stdout is not None
+        # The initial list arrives first: once it is in, the watch is open.
+        self.lines = [self.proc.stdout.readline() for _ in range(existing)]
+
+    def stop(self) -> list[tuple[str, int]]:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        rows = []
+        for line in [*self.lines, *out.splitlines()]:
+            if line.strip():
+                name, replicas = line.split()
+                rows.append((name, int(replicas)))
+        return rows
 
 
 def test_missing_image_backs_off_and_the_rollout_exceeds_its_deadline(
@@ -267,3 +280,86 @@ def test_a_restart_mid_rollout_finishes_without_duplicate_pods(
 
     wait_for(lambda: len(pod_hashes()) == 6, what="exactly six pods")
     assert pod_hashes() == [template_hash] * 6
+
+
+def web(replicas: int, **spec: Any) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]},
+                },
+                **spec,
+            },
+        }
+    )
+
+
+def test_recreate_removes_every_old_pod_before_the_new_set_scales_up(
+    sim_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = sim_cluster(speed=20)
+    cluster.kubectl("apply", "-f", "-", input=web(3, strategy={"type": "Recreate"}))
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    (old,) = replicasets(cluster, "default")
+    watcher = RsWatch(cluster, existing=1)
+    cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.27")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    rows = watcher.stop()
+    assert rows[0] == (old, 3)
+    seen: dict[str, int] = {}
+    for name, count in rows:
+        seen[name] = count
+        if name != old and count > 0:
+            assert seen.get(old) == 0, rows
+    assert seen[old] == 0 and len(seen) == 2
+
+
+def test_a_paused_deployment_waits_and_resumes(sim_cluster: Callable[..., Cluster]) -> None:
+    cluster = sim_cluster(speed=20)
+    cluster.kubectl("apply", "-f", "-", input=web(2))
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    cluster.kubectl("rollout", "pause", "deployment/web")
+    cluster.kubectl("set", "image", "deployment/web", "web=nginx:1.27")
+
+    def paused_reason() -> Any:
+        conditions = cluster.kubectl_json("get", "deployment", "web")["status"]["conditions"]
+        return next(
+            (
+                c
+                for c in conditions
+                if c["type"] == "Progressing" and c["reason"] == "DeploymentPaused"
+            ),
+            None,
+        )
+
+    wait_for(paused_reason, what="Progressing reason DeploymentPaused")
+    assert len(replicasets(cluster, "default")) == 1
+    cluster.kubectl("rollout", "resume", "deployment/web")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    assert len(replicasets(cluster, "default")) == 2
+
+
+def test_old_replica_sets_beyond_the_history_limit_are_deleted(
+    sim_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = sim_cluster(speed=20)
+    cluster.kubectl("apply", "-f", "-", input=web(1, revisionHistoryLimit=1))
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    for tag in ("1.27", "1.28", "1.29"):
+        cluster.kubectl("set", "image", "deployment/web", f"web=nginx:{tag}")
+        cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    wait_for(lambda: len(replicasets(cluster, "default")) == 2, what="two ReplicaSets left")
+    revisions = sorted(
+        int(rs["metadata"]["annotations"][REVISION])
+        for rs in replicasets(cluster, "default").values()
+    )
+    assert revisions == [3, 4]
+    history = cluster.kubectl("rollout", "history", "deployment/web").stdout
+    assert "3" in history and "4" in history and "\n1 " not in history
