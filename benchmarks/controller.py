@@ -228,11 +228,7 @@ async def bench(apps: int, root: Path) -> None:
         cpu0, t0 = cpu_seconds(), time.monotonic()
         for state in ctl.states.values():
             state.next_refresh = 0.0
-        await wait(
-            lambda: ctl.reconciles - reconciles >= apps and not ctl._queue.qsize(),
-            timeout=300,
-        )
-        await wait(lambda: not ctl._active, timeout=60)
+        await wait(lambda: ctl.reconciles - reconciles >= apps and ctl.idle(), timeout=300)
         cpu = cpu_seconds() - cpu0
         print(
             f"unchanged refresh cycle: {cpu:.2f} CPU-s in {time.monotonic() - t0:.2f} s wall "

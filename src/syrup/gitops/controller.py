@@ -237,6 +237,10 @@ class Controller:
         self.states.setdefault(key, AppState()).force_refresh = time.monotonic()
         self._enqueue(key)
 
+    def idle(self) -> bool:
+        """No application is queued or being reconciled right now."""
+        return self._queue.empty() and not self._active
+
     async def diff(self, namespace: str, name: str) -> dict[str, str]:
         """Unified YAML diffs (Secrets masked) of every OutOfSync resource of an app."""
         state = self.states.get(f"{namespace}/{name}")
