@@ -119,6 +119,9 @@ class Policy:
         self._lock = threading.Lock()
         self.text = path.read_text() if path is not None and path.exists() else ""
         self._enforcer, self.default_role = self._build(self.text)
+        # Decisions are pure functions of the policy, which changes only through replace():
+        # remembering them keeps a 1,000-app list from making 1,000 casbin evaluations.
+        self._decisions: dict[tuple[str, str, str, str], bool] = {}
 
     @staticmethod
     def _build(text: str) -> tuple[casbin.Enforcer, str]:
@@ -141,16 +144,23 @@ class Policy:
         enforcer, default = self._build(text)
         with self._lock:
             self._enforcer, self.default_role, self.text = enforcer, default, text
+            self._decisions = {}
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.path.write_text(text)
 
     def check(self, subject: str, resource: str, action: str, obj: str) -> Denied | None:
         """None when allowed, else what was missing."""
+        key = (subject, resource, action, obj)
         with self._lock:
-            enforcer, default = self._enforcer, self.default_role
-        if enforcer.enforce(subject, resource, action, obj):
-            return None
-        if default and enforcer.enforce(default, resource, action, obj):
-            return None
-        return Denied(subject, resource, action, obj)
+            enforcer, default, decisions = self._enforcer, self.default_role, self._decisions
+        allowed = decisions.get(key)
+        if allowed is None:
+            allowed = bool(
+                enforcer.enforce(subject, resource, action, obj)
+                or (default and enforcer.enforce(default, resource, action, obj))
+            )
+            if len(decisions) > 100_000:
+                decisions.clear()
+            decisions[key] = allowed
+        return None if allowed else Denied(subject, resource, action, obj)
