@@ -75,10 +75,6 @@ def walk(
     return out
 
 
-def states(step: lifecycle.Step) -> list[str]:
-    return [next(iter(s["state"])) for s in step.status["containerStatuses"]]
-
-
 def test_a_pod_goes_from_container_creating_to_running_and_ready() -> None:
     first, second = walk(pod())[:2]
     assert first.status["phase"] == "Pending"

@@ -38,7 +38,7 @@ from syrup.cluster.workloads import (
     statefulsets,
     storageclasses,
 )
-from syrup.cluster.workloads.settings import DEFAULT_SPEED, Settings
+from syrup.cluster.workloads.settings import DEFAULT_SPEED, Settings, from_flags
 
 __all__ = [
     "DEFAULT_SPEED",
@@ -46,6 +46,7 @@ __all__ = [
     "RUN_SECONDS_ANNOTATION",
     "Controllers",
     "Settings",
+    "from_flags",
     "start",
 ]
 

@@ -68,6 +68,8 @@ class GarbageCollector(runtime.Controller):
         self.dependents: dict[str, set[runtime.Key]] = defaultdict(set)
         self.owners_of: dict[runtime.Key, set[str]] = {}
         self.types: dict[str, ResourceType] = {}
+        #: Uids of watched objects known to exist (a shortcut; storage stays the authority).
+        self.alive: set[str] = set()
         for gvr in WATCHED:
             informer = self.ctx.informer(*gvr)
             rt = informer.rt
@@ -78,6 +80,10 @@ class GarbageCollector(runtime.Controller):
         def handle(etype: str, obj: Obj) -> None:
             key = (encode(rt, objects.namespace(obj)), objects.name(obj))
             refs = {str(r.get("uid")) for r in objects.meta(obj).get("ownerReferences") or []}
+            if etype == "DELETED":
+                self.alive.discard(objects.uid(obj))
+            else:
+                self.alive.add(objects.uid(obj))
             for owner_uid in self.owners_of.pop(key, set()):
                 self.dependents[owner_uid].discard(key)
                 if not self.dependents[owner_uid]:
@@ -91,7 +97,7 @@ class GarbageCollector(runtime.Controller):
                 self.owners_of[key] = refs
                 for owner_uid in refs:
                     self.dependents[owner_uid].add(key)
-                if etype == "ADDED":
+                if etype == "ADDED" and not refs <= self.alive:
                     self.enqueue(key)
             finalizers = objects.meta(obj).get("finalizers") or []
             if objects.deleting(obj) and (FOREGROUND in finalizers or ORPHAN in finalizers):

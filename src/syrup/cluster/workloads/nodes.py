@@ -155,6 +155,7 @@ class Kubelet(runtime.Controller):
         self._next_ip: dict[int, int] = {}
         self.present: dict[str, set[str]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def _ours(self, pod: Obj) -> int | None:
         index = node_index(str(objects.spec(pod).get("nodeName") or ""))
@@ -170,7 +171,9 @@ class Kubelet(runtime.Controller):
             if ip:
                 self.used_ips.discard(ip)
             if objects.status(pod).get("phase") not in ("Succeeded", "Failed"):
-                asyncio.get_running_loop().create_task(self._killed(pod))
+                task = asyncio.get_running_loop().create_task(self._killed(pod))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             return
         ip = objects.status(pod).get("podIP")
         if ip and uid not in self.ips:
@@ -346,4 +349,6 @@ class Kubelet(runtime.Controller):
     async def shutdown(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.puller.close()
