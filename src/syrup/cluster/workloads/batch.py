@@ -190,15 +190,28 @@ class Jobs(runtime.Controller):
                     "Job was active longer than specified deadline",
                 )
             elif succeeded >= completions:
-                outcome = ("Complete", "", "")
+                outcome = (
+                    "Complete",
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                )
             if outcome is not None:
                 for pod in active:
                     await replicasets.delete_pod(self.ctx, job, pod, component=JOB_COMPONENT)
                 active = []
                 ctype, reason, message = outcome
-                conds = objects.set_condition(
-                    conds, ctype, "True", reason=reason, message=message, now=now, probe_time=True
-                )
+                # Since Kubernetes 1.31 the interim condition comes first, then the final one.
+                interim = "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget"
+                for cond_type in (interim, ctype):
+                    conds = objects.set_condition(
+                        conds,
+                        cond_type,
+                        "True",
+                        reason=reason,
+                        message=message,
+                        now=now,
+                        probe_time=True,
+                    )
                 if ctype == "Complete":
                     new["completionTime"] = now
                     await self.ctx.recorder.record(

@@ -29,7 +29,8 @@ Obj = dict[str, Any]
 SIMULATED_LABEL = "workloads.syrup.dev/simulated"
 KUBELET = "kubelet"
 LEASE_NAMESPACE = "kube-node-lease"
-KUBELET_VERSION = "v1.30.0"
+#: Matches the version the API server reports (``syrup.cluster.server.KUBE_VERSION``).
+KUBELET_VERSION = "v1.37.0"
 CAPACITY = {
     "cpu": "64",
     "memory": "256Gi",
@@ -123,7 +124,7 @@ def node_status(index: int, *, now: str, previous: Obj | None) -> Obj:
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
-            "machineID": objects.fnv32a(name.encode()).to_bytes(4, "big").hex() * 8,
+            "machineID": objects.fnv32a(name.encode()).to_bytes(4, "big").hex() * 4,
             "systemUUID": f"{objects.fnv32a(name.encode()):08x}-0000-4000-8000-000000000000",
             "bootID": f"{objects.fnv32a(b'boot' + name.encode()):08x}-0000-4000-8000-000000000000",
             "kernelVersion": "6.1.0-syrup",

@@ -285,7 +285,7 @@ class Controller:
         self.store = ctx.store
         self.clock = ctx.clock
         self.queue = Queue()
-        self.log = logs.get(f"{__name__}.{self.name}", controller=self.name)
+        self.log = logs.get(type(self).__module__, controller=self.name)
         self._failures: dict[Key, int] = {}
         #: Reconciles run so far (for benchmarks and diagnosing busy loops).
         self.reconciles = 0
