@@ -137,3 +137,42 @@ def test_the_pause_is_recorded_in_status_and_cleared_on_resume() -> None:
     patch = history.pause_patch(paused=True, reason="rollback to 0")
     assert history.is_paused(patch["status"])
     assert not history.is_paused(history.pause_patch(paused=False)["status"])
+
+
+@pytest.mark.parametrize(
+    ("operation", "expected"),
+    [
+        (None, None),
+        ({"sync": {}}, None),
+        ({"rollback": {"id": 3}}, history.RollbackRequest(id=3, pause=False)),
+        (
+            {"rollback": {"id": 0, "pauseAutomation": True}},
+            history.RollbackRequest(id=0, pause=True),
+        ),
+    ],
+)
+def test_a_rollback_is_requested_through_the_operation_field(
+    operation: dict[str, Any] | None, expected: history.RollbackRequest | None
+) -> None:
+    assert history.rollback_request({"operation": operation}) == expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "where"),
+    [
+        ({"rollback": 3}, "operation.rollback: expected a map"),
+        ({"rollback": {"id": "3"}}, "operation.rollback.id"),
+        ({"rollback": {"id": 1, "pauseAutomation": "yes"}}, "operation.rollback.pauseAutomation"),
+    ],
+)
+def test_a_bad_rollback_request_names_the_field(operation: dict[str, Any], where: str) -> None:
+    with pytest.raises(history.RollbackRefused) as info:
+        history.rollback_request({"operation": operation})
+    assert where in str(info.value)
+
+
+def test_resuming_is_asked_for_with_an_annotation() -> None:
+    assert history.resume_requested(
+        {"metadata": {"annotations": {history.RESUME_ANNOTATION: "true"}}}
+    )
+    assert not history.resume_requested({"metadata": {}})

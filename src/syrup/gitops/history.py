@@ -195,3 +195,41 @@ def pause_patch(*, paused: bool, reason: str = "") -> dict[str, Any]:
     if paused:
         return {"status": {PAUSE_FIELD: {"reason": reason or "rollback"}}}
     return {"status": {PAUSE_FIELD: None}}
+
+
+#: Annotation a person (or ``syrup app resume``) sets to resume paused automation.
+RESUME_ANNOTATION = "syrup.dev/resume-automation"
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """``operation.rollback`` (a Syrup extension beside Argo CD's ``operation.sync``)."""
+
+    id: int
+    pause: bool
+
+
+def rollback_request(obj: Mapping[str, Any]) -> RollbackRequest | None:
+    """The rollback an Application's ``operation`` asks for, if any."""
+    op = obj.get("operation")
+    if not isinstance(op, Mapping) or "rollback" not in op:
+        return None
+    raw = op.get("rollback")
+    if not isinstance(raw, Mapping):
+        raise RollbackRefused("expected a map", where="operation.rollback")
+    target = raw.get("id")
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise RollbackRefused(
+            f"expected an integer id, got {target!r}", where="operation.rollback.id"
+        )
+    pause = raw.get("pauseAutomation", False)
+    if not isinstance(pause, bool):
+        raise RollbackRefused(
+            f"expected true or false, got {pause!r}", where="operation.rollback.pauseAutomation"
+        )
+    return RollbackRequest(id=target, pause=pause)
+
+
+def resume_requested(obj: Mapping[str, Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(RESUME_ANNOTATION, "")).lower() == "true"
