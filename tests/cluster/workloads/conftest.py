@@ -70,6 +70,34 @@ def sim_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
         c.stop(signal.SIGKILL)
 
 
+@pytest.fixture(scope="session")
+def fast_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One sped-up two-node cluster per test worker; tests isolate by namespace."""
+    c = start_sim_cluster(tmp_path_factory.mktemp("fast"), {"speed": 40, "nodes": 2})
+    yield c
+    c.stop()
+
+
+class Scoped:
+    """A cluster seen from one namespace: every kubectl call gets ``-n <namespace>``."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+
+    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return self.cluster.kubectl("-n", self.namespace, *args, **kwargs)
+
+    def kubectl_json(self, *args: str) -> Any:
+        return self.cluster.kubectl_json("-n", self.namespace, *args)
+
+
+@pytest.fixture
+def fast(fast_cluster: Cluster) -> Scoped:
+    """A fresh namespace on the shared sped-up cluster (speed 40, two nodes)."""
+    return Scoped(fast_cluster, fast_cluster.namespace())
+
+
 @dataclass
 class Registry:
     """A running Registry v2 server and a way to push small images into it."""

@@ -7,10 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from syrup.cluster import workloads
-from tests.cluster.workloads.conftest import wait_for
+from tests.cluster.workloads.conftest import Scoped, wait_for
 from tests.conftest import Cluster
 
 
@@ -18,7 +16,7 @@ def job(name: str, *, annotations: dict[str, str] | None = None, **spec: Any) ->
     body = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": "default"},
+        "metadata": {"name": name},
         "spec": {
             **spec,
             "template": {
@@ -33,12 +31,7 @@ def job(name: str, *, annotations: dict[str, str] | None = None, **spec: Any) ->
     return json.dumps(body)
 
 
-@pytest.fixture
-def fast(sim_cluster: Callable[..., Cluster]) -> Cluster:
-    return sim_cluster(speed=40)
-
-
-def test_a_job_runs_its_completions_and_completes(fast: Cluster) -> None:
+def test_a_job_runs_its_completions_and_completes(fast: Scoped) -> None:
     fast.kubectl("apply", "-f", "-", input=job("batch", completions=3, parallelism=2))
     fast.kubectl("wait", "--for=condition=complete", "job/batch", "--timeout=60s")
     status = fast.kubectl_json("get", "job", "batch")["status"]
@@ -50,7 +43,7 @@ def test_a_job_runs_its_completions_and_completes(fast: Cluster) -> None:
     assert terminated["reason"] == "Completed" and terminated["exitCode"] == 0
 
 
-def test_a_job_whose_pods_fail_gives_up_after_its_backoff_limit(fast: Cluster) -> None:
+def test_a_job_whose_pods_fail_gives_up_after_its_backoff_limit(fast: Scoped) -> None:
     annotations = {workloads.FAULT_ANNOTATION: "fail"}
     fast.kubectl("apply", "-f", "-", input=job("doomed", backoffLimit=2, annotations=annotations))
     fast.kubectl("wait", "--for=condition=failed", "job/doomed", "--timeout=90s")
@@ -63,7 +56,7 @@ def test_a_job_whose_pods_fail_gives_up_after_its_backoff_limit(fast: Cluster) -
     assert "BackoffLimitExceeded" in fast.kubectl("get", "events").stdout
 
 
-def test_a_suspended_job_starts_no_pods_until_resumed(fast: Cluster) -> None:
+def test_a_suspended_job_starts_no_pods_until_resumed(fast: Scoped) -> None:
     fast.kubectl("apply", "-f", "-", input=job("later", suspend=True))
     wait_for(
         lambda: any(
@@ -79,7 +72,7 @@ def test_a_suspended_job_starts_no_pods_until_resumed(fast: Cluster) -> None:
     fast.kubectl("wait", "--for=condition=complete", "job/later", "--timeout=60s")
 
 
-def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(fast: Cluster) -> None:
+def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods(fast: Scoped) -> None:
     # 120 simulated seconds are three wall seconds at speed 40.
     fast.kubectl("apply", "-f", "-", input=job("brief", ttlSecondsAfterFinished=120))
     fast.kubectl("wait", "--for=condition=complete", "job/brief", "--timeout=60s")
@@ -102,7 +95,7 @@ def test_a_cronjob_creates_jobs_on_schedule_and_keeps_its_history(
     cronjob = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": "tick", "namespace": "default"},
+        "metadata": {"name": "tick"},
         "spec": {
             "schedule": "* * * * *",
             "successfulJobsHistoryLimit": 2,
@@ -157,7 +150,7 @@ def test_a_cronjob_creates_jobs_on_schedule_and_keeps_its_history(
     assert later <= names
 
 
-def test_crashing_containers_loop_in_crash_back_off_with_restarts_counting(fast: Cluster) -> None:
+def test_crashing_containers_loop_in_crash_back_off_with_restarts_counting(fast: Scoped) -> None:
     fast.kubectl(
         "create",
         "deployment",
@@ -200,7 +193,7 @@ def test_crashing_containers_loop_in_crash_back_off_with_restarts_counting(fast:
     assert "BackOff" in fast.kubectl("get", "events").stdout
 
 
-def test_an_unready_pod_runs_but_stays_out_of_service_endpoints(fast: Cluster) -> None:
+def test_an_unready_pod_runs_but_stays_out_of_service_endpoints(fast: Scoped) -> None:
     fast.kubectl("create", "deployment", "shy", "--image=nginx:1.27")
     fast.kubectl(
         "patch",
@@ -242,18 +235,19 @@ def test_an_unready_pod_runs_but_stays_out_of_service_endpoints(fast: Cluster) -
     assert addresses[0]["ip"] == pod["status"]["podIP"]
 
 
-def test_readiness_waits_for_the_probe_initial_delay(sim_cluster: Callable[..., Cluster]) -> None:
-    cluster = sim_cluster(speed=10)
+def test_readiness_waits_for_the_probe_initial_delay(fast: Scoped) -> None:
+    # 200 simulated seconds are five wall seconds at speed 40.
+    cluster = fast
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "slow", "namespace": "default"},
+        "metadata": {"name": "slow"},
         "spec": {
             "containers": [
                 {
                     "name": "web",
                     "image": "nginx:1.27",
-                    "readinessProbe": {"httpGet": {"port": 80}, "initialDelaySeconds": 30},
+                    "readinessProbe": {"httpGet": {"port": 80}, "initialDelaySeconds": 200},
                 }
             ]
         },

@@ -4,22 +4,29 @@ collection, each checked through kubectl the way a user or a GitOps health check
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.cluster.workloads.conftest import wait_for
-from tests.conftest import Cluster
+from tests.cluster.workloads.conftest import Scoped, wait_for
 
 
-def apply(cluster: Cluster, *objects: dict[str, Any]) -> None:
+def apply(cluster: Scoped, *objects: dict[str, Any]) -> None:
     cluster.kubectl(
         "apply",
         "-f",
         "-",
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
     )
+
+
+def volumes_of(cluster: Scoped) -> list[Any]:
+    """PersistentVolumes bound to claims in the test's namespace."""
+    return [
+        pv
+        for pv in cluster.kubectl_json("get", "pv")["items"]
+        if pv["spec"].get("claimRef", {}).get("namespace") == cluster.namespace
+    ]
 
 
 def pod_template(app: str, image: str = "nginx:1.27", **spec: Any) -> dict[str, Any]:
@@ -34,16 +41,11 @@ def pod_template(app: str, image: str = "nginx:1.27", **spec: Any) -> dict[str, 
     }
 
 
-@pytest.fixture
-def fast(sim_cluster: Callable[..., Cluster]) -> Cluster:
-    return sim_cluster(speed=20, nodes=2)
-
-
-def test_a_statefulset_creates_ordinal_pods_with_claims_and_rolls_out(fast: Cluster) -> None:
+def test_a_statefulset_creates_ordinal_pods_with_claims_and_rolls_out(fast: Scoped) -> None:
     sts = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": "db", "namespace": "default"},
+        "metadata": {"name": "db"},
         "spec": {
             "serviceName": "db",
             "replicas": 3,
@@ -73,7 +75,7 @@ def test_a_statefulset_creates_ordinal_pods_with_claims_and_rolls_out(fast: Clus
         ),
         what="claims bound",
     )
-    assert len(fast.kubectl_json("get", "pv")["items"]) == 3
+    assert len(volumes_of(fast)) == 3
 
     # Ordered creation: db-0 was created before db-1 and db-2.
     created = {p["metadata"]["name"]: p["metadata"]["creationTimestamp"] for p in pods}
@@ -108,12 +110,12 @@ def test_a_statefulset_creates_ordinal_pods_with_claims_and_rolls_out(fast: Clus
     assert len(fast.kubectl_json("get", "pvc")["items"]) == 3
 
 
-def test_a_daemonset_runs_one_pod_per_matching_node(fast: Cluster) -> None:
+def test_a_daemonset_runs_one_pod_per_matching_node(fast: Scoped) -> None:
     fast.kubectl("label", "node", "syrup-node-2", "logs=yes")
     ds_all = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": "agent", "namespace": "default"},
+        "metadata": {"name": "agent"},
         "spec": {
             "selector": {"matchLabels": {"app": "agent"}},
             "template": pod_template("agent", "fluent-bit:3"),
@@ -122,7 +124,7 @@ def test_a_daemonset_runs_one_pod_per_matching_node(fast: Cluster) -> None:
     ds_some = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": "logs", "namespace": "default"},
+        "metadata": {"name": "logs"},
         "spec": {
             "selector": {"matchLabels": {"app": "logs"}},
             "template": pod_template("logs", nodeSelector={"logs": "yes"}),
@@ -147,11 +149,11 @@ def test_a_daemonset_runs_one_pod_per_matching_node(fast: Cluster) -> None:
     assert images == {"fluent-bit:4"}
 
 
-def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Cluster) -> None:
+def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Scoped) -> None:
     deploy = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "web"},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "web"}},
@@ -161,7 +163,7 @@ def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Cluster
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "web"},
         "spec": {
             "type": "LoadBalancer",
             "selector": {"app": "web"},
@@ -171,7 +173,7 @@ def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Cluster
     ingress = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "web"},
         "spec": {
             "rules": [
                 {
@@ -192,7 +194,7 @@ def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Cluster
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web", "namespace": "default"},
+        "metadata": {"name": "web"},
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
             "minReplicas": 1,
@@ -278,12 +280,12 @@ def test_services_get_endpoints_slices_and_load_balancer_addresses(fast: Cluster
     )
 
 
-def test_claims_bind_to_provisioned_volumes_or_wait_for_a_missing_class(fast: Cluster) -> None:
+def test_claims_bind_to_provisioned_volumes_or_wait_for_a_missing_class(fast: Scoped) -> None:
     claims = [
         {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name},
             "spec": {
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": "5Gi"}},
@@ -314,15 +316,15 @@ def test_claims_bind_to_provisioned_volumes_or_wait_for_a_missing_class(fast: Cl
     assert fast.kubectl_json("get", "pvc", "gp2")["status"]["phase"] == "Pending"
 
     fast.kubectl("delete", "pvc", "plain")
-    wait_for(lambda: not fast.kubectl_json("get", "pv")["items"], what="the volume reclaimed")
+    wait_for(lambda: not volumes_of(fast), what="the volume reclaimed")
 
 
-def test_an_unschedulable_pod_stays_pending_with_a_reason(fast: Cluster) -> None:
+def test_an_unschedulable_pod_stays_pending_with_a_reason(fast: Scoped) -> None:
     pods = [
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "nginx:1.27", **resources}], **extra},
         }
         for name, resources, extra in (
@@ -380,7 +382,7 @@ def test_an_unschedulable_pod_stays_pending_with_a_reason(fast: Cluster) -> None
     [("background", False), ("foreground", False), ("orphan", True)],
 )
 def test_deleting_a_deployment_cascades_as_asked(
-    fast: Cluster, cascade: str, dependents_remain: bool
+    fast: Scoped, cascade: str, dependents_remain: bool
 ) -> None:
     fast.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2")
     fast.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
