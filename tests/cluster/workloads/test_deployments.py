@@ -363,3 +363,29 @@ def test_old_replica_sets_beyond_the_history_limit_are_deleted(
     assert revisions == [3, 4]
     history = cluster.kubectl("rollout", "history", "deployment/web").stdout
     assert "3" in history and "4" in history and "\n1 " not in history
+
+
+def test_restarting_with_fewer_nodes_moves_their_pods_to_the_remaining_ones(
+    sim_cluster: Callable[..., Cluster], tmp_path: Any
+) -> None:
+    data = tmp_path / "data"
+    cluster = sim_cluster(data, speed=20, nodes=2)
+    cluster.kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=4")
+    cluster.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    nodes = {p["spec"]["nodeName"] for p in pods(cluster, "default", "app=web")}
+    assert nodes == {"syrup-node-1", "syrup-node-2"}
+    cluster.stop()
+
+    again = sim_cluster(data, speed=20, nodes=1)
+    assert [n["metadata"]["name"] for n in again.kubectl_json("get", "nodes")["items"]] == [
+        "syrup-node-1"
+    ]
+    wait_for(
+        lambda: (
+            (found := pods(again, "default", "app=web"))
+            and len(found) == 4
+            and {p["spec"].get("nodeName") for p in found} == {"syrup-node-1"}
+        ),
+        what="all four pods on the remaining node",
+    )
+    again.kubectl("rollout", "status", "deployment/web", "--timeout=60s")

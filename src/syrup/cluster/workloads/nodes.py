@@ -203,7 +203,30 @@ class Kubelet(runtime.Controller):
             if position is None or position >= self.count:
                 await runtime.ignore_missing(self.store.delete(nodes_rt, None, objects.name(node)))
                 self.log.info("removed simulated node", node=objects.name(node))
+        await self._collect_orphans()
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _collect_orphans(self) -> None:
+        """Delete pods bound to simulated nodes that no longer exist, as the pod GC does."""
+        pods_rt = self.ctx.rt("", "v1", "pods")
+        for pod in self.pods.items():
+            index = node_index(str(objects.spec(pod).get("nodeName") or ""))
+            if index is None or index < self.count:
+                continue
+            await runtime.ignore_missing(
+                self.store.delete(
+                    pods_rt,
+                    objects.namespace(pod),
+                    objects.name(pod),
+                    preconditions={"uid": objects.uid(pod)},
+                )
+            )
+            self.log.info(
+                "deleted pod of a removed node",
+                namespace=objects.namespace(pod),
+                name=objects.name(pod),
+                node=objects.spec(pod).get("nodeName"),
+            )
 
     async def _register(self, index: int) -> None:
         nodes_rt = self.ctx.rt("", "v1", "nodes")
