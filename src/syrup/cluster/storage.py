@@ -1165,11 +1165,13 @@ class Store:
         if rt.group_resource == "customresourcedefinitions.apiextensions.k8s.io":
             if old is not None:
                 self.registry.remove_crd(old["metadata"]["name"])
+                self.admission.crd_removed(old["metadata"]["name"])
             self._register_crd(obj)
 
     def _after_delete(self, rt: ResourceType, obj: Obj) -> None:
         if rt.group_resource == "customresourcedefinitions.apiextensions.k8s.io":
             name = obj["metadata"]["name"]
+            self.admission.crd_removed(name)
             for crt in self.registry.remove_crd(name):
                 for rec in list(self._data[crt.group_resource].values()):
                     self._commit(
@@ -1212,6 +1214,8 @@ class Store:
         plural = names.get("plural") or ""
         if not group or not plural or not names.get("kind"):
             return
+        # The apply engine keeps each CRD's schemas (validation, defaults, OpenAPI) in step.
+        self.admission.crd_registered(crd)
         for version in spec.get("versions") or []:
             if not version.get("served", True):
                 continue
