@@ -10,6 +10,7 @@ import pytest
 
 from syrup import errors
 from syrup.cluster.workloads import (
+    events,
     lifecycle,
     objects,
     pulls,
@@ -432,3 +433,18 @@ def test_template_hashes_ignore_empty_structs_go_clients_send() -> None:
         {**bare, "spec": {"containers": [{"name": "a", "image": "y"}]}}
     )
     assert set(objects.template_hash(bare)) <= set(objects.SAFE_ALPHABET)
+
+
+@pytest.mark.parametrize(
+    ("event", "age", "gone"),
+    [
+        ({"lastTimestamp": "2026-01-01T00:00:00Z"}, 3599, False),
+        ({"lastTimestamp": "2026-01-01T00:00:00Z"}, 3601, True),
+        ({"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}, 7200, True),
+        ({}, 99999, False),
+    ],
+)
+def test_events_expire_after_an_hour(event: dict[str, Any], age: float, gone: bool) -> None:
+    start = settings.Clock.parse("2026-01-01T00:00:00Z")
+    assert start is not None
+    assert events.expired(event, now=start + age) is gone

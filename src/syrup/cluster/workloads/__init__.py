@@ -37,6 +37,7 @@ from syrup.cluster.workloads import (
     scheduling,
     statefulsets,
     storageclasses,
+    sweeper,
 )
 from syrup.cluster.workloads.settings import DEFAULT_SPEED, Settings, from_flags
 
@@ -111,6 +112,7 @@ async def start(store: Store, settings: Settings | None = None) -> Controllers:
         storageclasses.Volumes(ctx),
         networking.Autoscalers(ctx),
         gc.GarbageCollector(ctx),
+        sweeper.EventSweeper(ctx),
     ]
     for controller in controllers:
         controller.setup()

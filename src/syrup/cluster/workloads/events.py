@@ -94,3 +94,18 @@ class Recorder:
             self._seen[key] = (namespace, event_name)
         except syrup_errors.SyrupError as exc:
             log.debug("event not recorded", reason=reason, name=objects.name(obj), error=str(exc))
+
+
+#: How long Events live, as the API server's default ``--event-ttl`` (wall time, not scaled).
+EVENT_TTL_SECONDS = 3600.0
+SWEEP_EVERY = 300.0
+
+
+def expired(event: dict[str, Any], *, now: float, ttl: float = EVENT_TTL_SECONDS) -> bool:
+    """Whether an Event was last seen longer than ``ttl`` ago."""
+    from syrup.cluster.workloads.settings import Clock
+
+    meta = objects.meta(event)
+    last = event.get("lastTimestamp") or event.get("eventTime") or meta.get("creationTimestamp")
+    seen = Clock.parse(str(last or ""))
+    return seen is not None and now - seen > ttl
