@@ -121,9 +121,13 @@ def test_app_lifecycle_from_the_cli(up: Up, cli: Any, cluster: Cluster, tmp_path
 
 def test_a_failed_sync_exits_1(up: Up, cli: Any, tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    repo.write(
-        "app/bad.yaml", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}
-    )
+    bad_port = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bad"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 70000}]},
+    }
+    repo.write("app/bad.yaml", [bad_port])
     repo.push("invalid object")
     name = unique("fail")
     cli(

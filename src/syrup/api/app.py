@@ -190,6 +190,7 @@ def create_app(ctx: Context, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
             raise Forbidden(denied)
 
     svc = ctx.service
+    list_cache: dict[tuple[int, int, str, service.AppFilter], bytes] = {}
 
     def app_obj(ns: str | None, name: str) -> str:
         return f"{svc.project_of(ns, name)}/{name}"
@@ -251,18 +252,27 @@ def create_app(ctx: Context, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
             search=search,
             repo=repo,
         )
-        items = [
-            a
-            for a in svc.list_apps(f)
-            if ctx.policy.check(
-                who.subject,
-                "applications",
-                "get",
-                f"{(a.get('spec') or {}).get('project') or 'default'}/{a['metadata']['name']}",
-            )
-            is None
-        ]
-        return ORJSONResponse({"items": items, "metadata": {"count": len(items)}})
+        # A list of 1,000 apps is ~1 MB of JSON: reuse the bytes until an app or the policy
+        # changes (the key holds both versions, the caller and the filters).
+        key = (svc.apps_version, ctx.policy.version, who.subject, f)
+        body = list_cache.get(key)
+        if body is None:
+            items = [
+                a
+                for a in svc.list_apps(f)
+                if ctx.policy.check(
+                    who.subject,
+                    "applications",
+                    "get",
+                    f"{(a.get('spec') or {}).get('project') or 'default'}/{a['metadata']['name']}",
+                )
+                is None
+            ]
+            body = orjson.dumps({"items": items, "metadata": {"count": len(items)}})
+            if len(list_cache) > 32:
+                list_cache.clear()
+            list_cache[key] = body
+        return Response(body, media_type="application/json")
 
     @api.post("/api/v1/applications", tags=["applications"], status_code=201)
     async def create_application(

@@ -122,6 +122,7 @@ class Policy:
         # Decisions are pure functions of the policy, which changes only through replace():
         # remembering them keeps a 1,000-app list from making 1,000 casbin evaluations.
         self._decisions: dict[tuple[str, str, str, str], bool] = {}
+        self.version = 0
 
     @staticmethod
     def _build(text: str) -> tuple[casbin.Enforcer, str]:
@@ -145,6 +146,7 @@ class Policy:
         with self._lock:
             self._enforcer, self.default_role, self.text = enforcer, default, text
             self._decisions = {}
+            self.version += 1
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.path.write_text(text)

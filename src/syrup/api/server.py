@@ -88,6 +88,7 @@ class ApiServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        self.ctl.cache.listeners.append(self.context.service.on_change)
         self.ctl.cache.listeners.append(self.broker.on_change)
         self.ctl.cache.listeners.append(self.metrics.on_change)
         self.metrics.watch_apps(self.context.service.applications)
@@ -135,6 +136,8 @@ class ApiServer:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        with contextlib.suppress(ValueError):
+            self.ctl.cache.listeners.remove(self.context.service.on_change)
         with contextlib.suppress(ValueError):
             self.ctl.cache.listeners.remove(self.broker.on_change)
         with contextlib.suppress(ValueError):

@@ -136,6 +136,14 @@ class Service:
     def __init__(self, ctl: gcontroller.Controller, *, namespace: str = "argocd") -> None:
         self.ctl = ctl
         self.namespace = namespace
+        #: Bumped on every Application change: answers computed at one version can be reused.
+        self.apps_version = 0
+
+    def on_change(
+        self, key: kcache.Key, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+    ) -> None:
+        if key.kind == "Application" and key.group == models.GROUP:
+            self.apps_version += 1
 
     @property
     def cache(self) -> kcache.LiveCache:

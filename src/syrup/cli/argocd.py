@@ -40,7 +40,8 @@ clusters_cmd = typer.Typer(help="Manage destination clusters.", no_args_is_help=
 ERROR = 2
 FAILED = 1
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is for scripts: never truncate a cell to fit an imaginary 80-column terminal.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4000)
 err = Console(stderr=True, highlight=False)
 
 
@@ -649,15 +650,15 @@ def app_sync(
     auth_token: str | None = TOKEN,
 ) -> None:
     """Sync an application and follow it until it is Synced and Healthy, or fails."""
-    client = api(server, auth_token)
-    before = client.get(f"/api/v1/applications/{name}")
-    started_before = ((before.get("status") or {}).get("operationState") or {}).get("startedAt")
     resources = []
     for spec in resource:
         parts = spec.split(":")
         if len(parts) != 3:
             fail(f"--resource: expected GROUP:KIND:NAME, not {spec!r}")
         resources.append({"group": parts[0], "kind": parts[1], "name": parts[2]})
+    client = api(server, auth_token)
+    before = client.get(f"/api/v1/applications/{name}")
+    started_before = ((before.get("status") or {}).get("operationState") or {}).get("startedAt")
     body = {
         "prune": prune,
         "dryRun": dry_run,
