@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -174,13 +175,15 @@ def app_states(ctl: gcontroller.Controller) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-async def wait(predicate: Any, *, timeout: float, every: float = 0.05) -> float:
+async def wait(
+    predicate: Any, *, timeout: float, every: float = 0.05, explain: Any = None
+) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if predicate():
             return time.monotonic() - start
         await asyncio.sleep(every)
-    raise SystemExit(f"timed out after {timeout}s")
+    raise SystemExit(f"timed out after {timeout}s: {explain() if explain else ''}")
 
 
 async def bench(apps: int, root: Path) -> None:
@@ -216,7 +219,18 @@ async def bench(apps: int, root: Path) -> None:
             good = [s for s in states.values() if s[:2] == ("Synced", "Healthy")]
             return len(good) == apps
 
-        await wait(all_healthy, timeout=600, every=0.2)
+        def summary() -> str:
+            counts = Counter(s[:2] for s in app_states(ctl).values())
+            return ", ".join(f"{n} {'/'.join(k)}" for k, n in counts.most_common())
+
+        synced = await wait(
+            lambda: sum(s[0] == "Synced" for s in app_states(ctl).values()) == apps,
+            timeout=600,
+            every=0.2,
+            explain=summary,
+        )
+        print(f"all {apps} apps Synced: {synced:.1f} s")
+        await wait(all_healthy, timeout=600, every=0.2, explain=summary)
         converge = time.monotonic() - start
         print(f"all {apps} apps Synced+Healthy: {converge:.1f} s (goal < 60 s)")
 
