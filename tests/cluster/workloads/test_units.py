@@ -448,3 +448,38 @@ def test_events_expire_after_an_hour(event: dict[str, Any], age: float, gone: bo
     start = settings.Clock.parse("2026-01-01T00:00:00Z")
     assert start is not None
     assert events.expired(event, now=start + age) is gone
+
+
+def sized(
+    name: str, replicas: int, *, desired: int, most: int, created: str, available: int = 0
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": created,
+            "annotations": {rollout.DESIRED: str(desired), rollout.MAX_REPLICAS: str(most)},
+        },
+        "spec": {"replicas": replicas},
+        "status": {"availableReplicas": available},
+    }
+
+
+def test_scaling_one_active_set_gives_it_the_whole_count() -> None:
+    d = {"metadata": {"name": "d"}, "spec": {"replicas": 5}}
+    only = sized("only", 3, desired=3, most=4, created="2026-01-01T00:00:00Z", available=3)
+    assert rollout.is_scaling_event(d, [only])
+    assert rollout.scale_targets(d, only, []) == {"only": 5}
+
+
+def test_scaling_mid_rollout_spreads_the_change_in_proportion() -> None:
+    d = {"metadata": {"name": "d"}, "spec": {"replicas": 20}}
+    old = sized("old", 8, desired=10, most=13, created="2026-01-01T00:00:00Z", available=8)
+    new = sized("new", 5, desired=10, most=13, created="2026-01-02T00:00:00Z")
+    assert rollout.is_scaling_event(d, [old, new])
+    assert rollout.scale_targets(d, new, [old]) == {"old": 15, "new": 10}
+
+
+def test_no_scaling_event_when_sizes_were_made_for_the_current_count() -> None:
+    d = {"metadata": {"name": "d"}, "spec": {"replicas": 3}}
+    rs_ = sized("a", 3, desired=3, most=4, created="2026-01-01T00:00:00Z")
+    assert not rollout.is_scaling_event(d, [rs_])

@@ -89,7 +89,15 @@ class Deployments(runtime.Controller):
         recreate = (dspec.get("strategy") or {}).get("type") == "Recreate"
         created_new = False
 
-        if not paused:
+        if paused or rollout.is_scaling_event(d, all_rs):
+            # A paused Deployment, or one whose replicas changed, is only resized (the
+            # controller's "sync"): no new template is rolled out in this step.
+            targets = rollout.scale_targets(d, new_rs, old_rs)
+            for rs in all_rs:
+                await self._scale(d, rs, targets[objects.name(rs)])
+            if not paused:
+                self.enqueue(key)
+        else:
             # Recreate: the new set appears only once the old pods are gone.
             old_running = await self._old_pods_running(d, old_rs) if recreate else 0
             if new_rs is None and not (
@@ -235,12 +243,15 @@ class Deployments(runtime.Controller):
         )
 
     async def _scale(self, d: Obj, rs: Obj, count: int) -> Obj:
+        """Resize a set and record the sizes it was made for (the scaling-event markers)."""
         old = rollout.replicas_of(rs)
-        if old == count:
-            return rs
-        rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         posts = rollout.fenceposts(d)
         want = rollout.replicas_of(d)
+        notes = objects.annotations_of(rs)
+        current = (notes.get(rollout.DESIRED), notes.get(rollout.MAX_REPLICAS))
+        if old == count and current == (str(want), str(want + posts.surge)):
+            return rs
+        rs_rt = self.ctx.rt("apps", "v1", "replicasets")
         patch = {
             "metadata": {
                 "annotations": {
@@ -255,7 +266,8 @@ class Deployments(runtime.Controller):
                 rs_rt, objects.namespace(rs), objects.name(rs), patch, field_manager=objects.MANAGER
             )
         )
-        await self._scale_event(d, objects.name(rs), old, count)
+        if old != count:
+            await self._scale_event(d, objects.name(rs), old, count)
         return scaled
 
     async def _scale_event(self, d: Obj, rs_name: str, old: int, new: int) -> None:

@@ -199,3 +199,105 @@ def progressed(old: Obj, new: Obj) -> bool:
         or get(new, "availableReplicas") > get(old, "availableReplicas")
         or new_old < old_old
     )
+
+
+def _annotated(rs: Obj, key: str) -> int | None:
+    try:
+        return int(objects.annotations_of(rs)[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def is_scaling_event(deployment: Obj, sets: list[Obj]) -> bool:
+    """Whether ``spec.replicas`` changed since the active sets were last sized."""
+    want = replicas_of(deployment)
+    for rs in sets:
+        if replicas_of(rs) > 0:
+            desired = _annotated(rs, DESIRED)
+            if desired is not None and desired != want:
+                return True
+    return False
+
+
+def scale_targets(deployment: Obj, new_rs: Obj | None, old_rs: list[Obj]) -> dict[str, int]:
+    """Replica counts (by name) after a scaling event, as the Deployment controller's ``scale``.
+
+    One active set (or none: the newest) takes the whole count; a saturated new set sends the
+    old ones to zero; otherwise a rolling update spreads the change over the active sets in
+    proportion to their size (largest first; leftovers to the first), within maxSurge.
+    """
+    want = replicas_of(deployment)
+    everything = ([new_rs] if new_rs is not None else []) + old_rs
+    active = [rs for rs in everything if replicas_of(rs) > 0]
+    targets = {objects.name(rs): replicas_of(rs) for rs in everything}
+    if len(active) <= 1:
+        chosen = active[0] if active else (new_rs or _newest(old_rs))
+        if chosen is not None:
+            targets[objects.name(chosen)] = want
+        return targets
+    if new_rs is not None and _saturated(deployment, new_rs):
+        for rs in old_rs:
+            targets[objects.name(rs)] = 0
+        return targets
+    if (objects.spec(deployment).get("strategy") or {}).get("type") == "Recreate":
+        return targets
+    allowed = want + fenceposts(deployment).surge if want > 0 else 0
+    to_add = allowed - sum(replicas_of(rs) for rs in active)
+    if to_add == 0:
+        return targets
+    newer_first = to_add > 0
+    ordered = sorted(
+        active,
+        key=lambda rs: (
+            -replicas_of(rs),
+            _created(rs) if not newer_first else _negated(_created(rs)),
+        ),
+    )
+    added = 0
+    for rs in ordered:
+        share = _proportion(rs, deployment, to_add, added)
+        targets[objects.name(rs)] = replicas_of(rs) + share
+        added += share
+    first = objects.name(ordered[0])
+    targets[first] = max(targets[first] + to_add - added, 0)
+    return targets
+
+
+def _created(rs: Obj) -> str:
+    return str(objects.meta(rs).get("creationTimestamp") or "")
+
+
+def _negated(stamp: str) -> str:
+    return "".join(chr(255 - ord(ch)) for ch in stamp)
+
+
+def _newest(sets: list[Obj]) -> Obj | None:
+    return max(sets, key=_created, default=None)
+
+
+def _saturated(deployment: Obj, rs: Obj) -> bool:
+    want = replicas_of(deployment)
+    return (
+        replicas_of(rs) == want
+        and _annotated(rs, DESIRED) == want
+        and int(objects.status(rs).get("availableReplicas") or 0) == want
+    )
+
+
+def _proportion(rs: Obj, deployment: Obj, to_add: int, added: int) -> int:
+    if replicas_of(rs) == 0 or to_add in (0, added):
+        return 0
+    want = replicas_of(deployment)
+    if want == 0:
+        fraction = -replicas_of(rs)
+    else:
+        allowed = want + fenceposts(deployment).surge
+        annotated = _annotated(rs, MAX_REPLICAS) or int(
+            objects.status(deployment).get("replicas") or 0
+        )
+        if annotated <= 0:
+            fraction = 0
+        else:
+            fraction = math.floor(replicas_of(rs) * allowed / annotated + 0.5) - replicas_of(rs)
+    left = to_add - added
+    return min(fraction, left) if to_add > 0 else max(fraction, left)
