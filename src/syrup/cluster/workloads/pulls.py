@@ -6,12 +6,16 @@ media types a container runtime accepts). A missing manifest or repository becom
 text containerd gives the kubelet, with the registry's own error message appended, so a pod
 shows ``ErrImagePull`` and then ``ImagePullBackOff`` as it would on a real node. Images from
 registries that are not configured always pull: the cluster cannot reach the internet.
+Registries that answer 401 with a ``Bearer`` challenge (Docker Hub, GHCR) get the anonymous
+token the Docker token-authentication protocol describes; private registries needing
+credentials report "pull access denied", as a node without pull secrets would.
 
 Answers are cached briefly per image so that a rollout of many replicas asks once.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -30,6 +34,7 @@ _ACCEPT = ", ".join(
     )
 )
 _CACHE_SECONDS = 2.0
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 DOCKER_HUB = "docker.io"
 
 
@@ -98,10 +103,17 @@ class Puller:
             f'failed to resolve reference "{ref.full}"'
         )
         try:
-            head = await self._client.head(url, headers={"Accept": _ACCEPT})
+            headers = {"Accept": _ACCEPT}
+            head = await self._client.head(url, headers=headers)
+            if head.status_code == 401:
+                # Public registries (Docker Hub, GHCR) hand out anonymous pull tokens.
+                token = await self._anonymous_token(head.headers.get("WWW-Authenticate", ""))
+                if token:
+                    headers["Authorization"] = f"Bearer {token}"
+                    head = await self._client.head(url, headers=headers)
             if head.status_code == 200:
                 return None
-            detail = await self._registry_message(url)
+            detail = await self._registry_message(url, headers)
         except httpx.HTTPError as exc:
             log.warning("registry did not answer", registry=ref.host, url=base, error=str(exc))
             return (
@@ -120,11 +132,30 @@ class Puller:
             f"{head.status_code}: {detail}"
         )
 
-    async def _registry_message(self, url: str) -> str:
+    async def _anonymous_token(self, challenge: str) -> str | None:
+        """A pull token from the Docker token protocol's ``Bearer realm=...`` challenge."""
+        assert self._client is not None
+        if not challenge.lower().startswith("bearer "):
+            return None
+        params = dict(_CHALLENGE_PARAM.findall(challenge))
+        realm = params.pop("realm", "")
+        if not realm.startswith(("http://", "https://")):
+            return None
+        response = await self._client.get(realm, params=params)
+        if response.status_code != 200:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            return None
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        return str(token) if token else None
+
+    async def _registry_message(self, url: str, headers: dict[str, str]) -> str:
         """The registry's error text (``MANIFEST_UNKNOWN: manifest unknown``) from a GET."""
         assert self._client is not None
         try:
-            response = await self._client.get(url, headers={"Accept": _ACCEPT})
+            response = await self._client.get(url, headers=headers)
             body = response.json()
             parts = [
                 f"{e.get('code', '')}: {e.get('message', '')}".strip(": ")
