@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from syrup import errors, logs, paths
-from syrup.gitops import crds, git, health, models, render, sync
+from syrup.gitops import crds, git, health, history, models, options, projects, render, retry, sync
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -42,6 +42,9 @@ from syrup.kube import errors as kerrors
 _log = logs.get(__name__)
 
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
+#: The background variant: resources are deleted with background propagation.
+FINALIZER_BACKGROUND = f"{FINALIZER}/background"
+FINALIZERS = (FINALIZER, FINALIZER_BACKGROUND, f"{FINALIZER}/foreground")
 HISTORY_LIMIT = 10
 
 
@@ -59,6 +62,8 @@ class Settings:
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 120.0
     ls_remote_ttl: float = 2.0
+    #: Multiplies ``syncPolicy.retry`` waits (tests run minutes-long backoffs in seconds).
+    retry_time_scale: float = 1.0
 
 
 @dataclass
@@ -80,6 +85,8 @@ class AppState:
     last_attempt: tuple[str, str] | None = None
     last_phase: sync.Phase | None = None
     heal_attempts: int = 0
+    #: When each failed sync under a ``syncPolicy.retry`` finished (``time.monotonic()``).
+    retry_times: list[float] = field(default_factory=list)
 
 
 def _now() -> str:
@@ -374,10 +381,25 @@ class Controller:
         except models.InvalidSpec as exc:
             await self._write_error(obj, state, "InvalidSpecError", str(exc))
             return
+        try:
+            options.parse(app.sync_policy.options)
+        except options.InvalidOption as exc:
+            await self._write_error(obj, state, "InvalidSpecError", str(exc))
+            return
         problem = self._check_project(app)
         if problem:
             await self._write_error(obj, state, "InvalidSpecError", problem)
             return
+        if history.resume_requested(obj):
+            await self._patch_app(
+                obj,
+                {
+                    "metadata": {"annotations": {history.RESUME_ANNOTATION: None}},
+                    **history.pause_patch(paused=False),
+                },
+            )
+            obj = self.cache.get(kcache.Key(models.GROUP, "Application", namespace, name)) or obj
+            log.info("automation resumed")
 
         if self._refresh_due(app, state):
             refreshed = await self._refresh(obj, app, state, log)
@@ -387,6 +409,10 @@ class Controller:
         elif state.discovery_id != self._discovery_id and state.result is not None:
             state.targets = self._prepare(app, state.result)
             state.discovery_id = self._discovery_id
+        violation = self._check_resources(app, state.targets)
+        if violation:
+            await self._write_error(obj, state, "InvalidSpecError", violation)
+            return
 
         comparison = await sync.compare(
             state.targets, app=app.name, cache=self.cache, comparer=self.comparer
@@ -405,8 +431,8 @@ class Controller:
         if proj_obj is None:
             return f"spec.project: AppProject '{app.project}' does not exist"
         try:
-            project = models.parse_project(proj_obj)
-        except models.InvalidSpec as exc:
+            project = projects.parse(proj_obj)
+        except projects.InvalidProject as exc:
             return f"AppProject '{app.project}': {exc}"
         if not app.destination.in_cluster:
             target = app.destination.server or app.destination.name or "(empty)"
@@ -414,11 +440,33 @@ class Controller:
                 f"spec.destination: cluster {target} is not configured "
                 f"(only {models.IN_CLUSTER_SERVER} / {models.IN_CLUSTER_NAME} is served)"
             )
-        return project.permits(
-            repo=app.source.repo_url,
-            dest=app.destination,
-            dest_namespace=app.destination.namespace,
+        found = project.check_source(app.source.repo_url) or project.check_destination(
+            server=app.destination.server,
+            name=app.destination.name,
+            namespace=app.destination.namespace,
         )
+        return found.condition()["message"] if found else None
+
+    def _check_resources(self, app: models.Application, targets: list[sync.Target]) -> str | None:
+        """The project's resource white/blacklists over what the app would apply."""
+        proj_obj = self.cache.get(
+            kcache.Key(models.GROUP, "AppProject", app.namespace, app.project)
+        )
+        if proj_obj is None:
+            return None
+        try:
+            project = projects.parse(proj_obj)
+        except projects.InvalidProject as exc:
+            return f"AppProject '{app.project}': {exc}"
+        kinds = [
+            (t.key.group, t.key.kind, t.res.namespaced if t.res is not None else True)
+            for t in targets
+        ]
+        found = project.check_app(
+            repos=(), server="", name=models.IN_CLUSTER_NAME, namespace="", resources=kinds
+        )
+        found = [v for v in found if v.rule != "spec.destinations"]
+        return "; ".join(v.condition()["message"] for v in found) or None
 
     def _refresh_due(self, app: models.Application, state: AppState) -> bool:
         now = time.monotonic()
@@ -522,20 +570,40 @@ class Controller:
         log: Any,
     ) -> dict[str, Any] | None:
         assert state.sha is not None
+        try:
+            rollback = history.rollback_request(obj)
+        except history.RollbackRefused as exc:
+            await self._patch_app(obj, {"operation": None})
+            return self._refused(state, str(exc))
+        if rollback is not None:
+            result = await self._rollback(obj, app, state, rollback, log)
+            await self._patch_app(obj, {"operation": None})
+            return result
         if app.operation is not None:
             op = app.operation
+            try:
+                app_options = options.parse(op.options | app.sync_policy.options)
+            except options.InvalidOption as exc:
+                await self._patch_app(obj, {"operation": None})
+                return self._refused(state, str(exc))
             opts = sync.Options(
                 prune=op.prune,
                 create_namespace="CreateNamespace=true" in (op.options | app.sync_policy.options),
                 namespace=app.destination.namespace,
                 dry_run=op.dry_run,
                 validate="Validate=false" not in (op.options | app.sync_policy.options),
+                app=app_options,
             )
-            result = await self._sync(obj, app, state, opts, initiated={"username": "syrup"})
+            initiated = dict((obj.get("operation") or {}).get("initiatedBy") or {})
+            result = await self._sync(
+                obj, app, state, opts, initiated=initiated or {"username": "syrup"}
+            )
             await self._patch_app(obj, {"operation": None})
             return result
 
         policy = app.sync_policy
+        if history.is_paused(obj.get("status") or {}):
+            return None
         if not policy.automated or not comparison.drifted:
             if comparison.status is sync.SyncStatus.SYNCED:
                 state.heal_attempts = 0
@@ -566,8 +634,81 @@ class Controller:
             create_namespace=policy.has("CreateNamespace=true"),
             namespace=app.destination.namespace,
             validate=not policy.has("Validate=false"),
+            app=options.parse(policy.options),
         )
         return await self._sync(obj, app, state, opts, initiated={"automated": True})
+
+    def _refused(self, state: AppState, message: str) -> dict[str, Any]:
+        """An operation that could not start: a Failed operationState saying why."""
+        now = _now()
+        return {
+            "operation": {"sync": {"revision": state.sha or ""}, "initiatedBy": {}},
+            "phase": "Failed",
+            "message": message,
+            "startedAt": now,
+            "finishedAt": now,
+        }
+
+    async def _rollback(
+        self,
+        obj: dict[str, Any],
+        app: models.Application,
+        state: AppState,
+        request: history.RollbackRequest,
+        log: Any,
+    ) -> dict[str, Any]:
+        """Apply exactly a history entry's revision (see :mod:`syrup.gitops.history`)."""
+        status = obj.get("status") or {}
+        try:
+            entries = history.parse(status.get("history"))
+            plan = history.plan_rollback(
+                entries,
+                id=request.id,
+                automated=app.sync_policy.automated,
+                paused=history.is_paused(status),
+                pause=request.pause,
+            )
+        except errors.InvalidInput as exc:
+            log.warning("rollback refused", error=str(exc))
+            return self._refused(state, str(exc))
+        entry = plan.entry
+        url = str(entry.source.get("repoURL") or app.source.repo_url)
+        try:
+            root = await self.repos.snapshot(url, entry.revision)
+            req = render.Request(
+                repo_url=url,
+                sha=entry.revision,
+                source=app.source,
+                app_name=app.name,
+                namespace=app.destination.namespace,
+                capabilities=self._capabilities(),
+            )
+            result = await asyncio.to_thread(render.render_now, req, root)
+        except (git.GitError, render.RenderError) as exc:
+            return self._refused(state, f"rollback to {entry.id} failed: {exc}")
+        if plan.pause:
+            await self._patch_app(
+                obj, history.pause_patch(paused=True, reason=f"rollback to history id {entry.id}")
+            )
+            log.info("automation paused", reason=f"rollback to {entry.id}")
+        opts = sync.Options(
+            prune=True,
+            create_namespace=app.sync_policy.has("CreateNamespace=true"),
+            namespace=app.destination.namespace,
+            validate=not app.sync_policy.has("Validate=false"),
+            app=options.parse(app.sync_policy.options),
+        )
+        initiated = dict((obj.get("operation") or {}).get("initiatedBy") or {})
+        return await self._sync(
+            obj,
+            app,
+            state,
+            opts,
+            initiated=initiated or {"username": "syrup"},
+            targets=self._prepare(app, result),
+            revision=entry.revision,
+            source=dict(entry.source),
+        )
 
     async def _sync(
         self,
@@ -577,13 +718,16 @@ class Controller:
         opts: sync.Options,
         *,
         initiated: dict[str, Any],
+        targets: list[sync.Target] | None = None,
+        revision: str | None = None,
+        source: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         assert state.sha is not None
         self.syncs += 1
         started = _now()
         syncer = sync.Syncer(self.client, self.cache, self.comparer, app=app.name)
         try:
-            outcome = await syncer.run(state.targets, opts)
+            outcome = await syncer.run(state.targets if targets is None else targets, opts)
         except kerrors.ApiError as exc:
             outcome = sync.Outcome(sync.Phase.ERROR, exc.message, [])
         state.last_attempt = (state.sha, app.spec_hash)
@@ -593,17 +737,20 @@ class Controller:
             state.retry_at = 0.0
         else:
             self._backoff(state)
+            self._retry_policy(obj, state)
         _log.info(
             "sync finished",
             app=f"{app.namespace}/{app.name}",
             phase=str(outcome.phase),
             message=outcome.message[:300],
         )
-        source = (obj.get("spec") or {}).get("source") or {}
+        if source is None:
+            source = (obj.get("spec") or {}).get("source") or {}
+        revision = revision or state.sha
         return {
             "operation": {
                 "sync": {
-                    "revision": state.sha,
+                    "revision": revision,
                     "prune": opts.prune,
                     **({"dryRun": True} if opts.dry_run else {}),
                 },
@@ -614,11 +761,29 @@ class Controller:
             "startedAt": started,
             "finishedAt": _now(),
             "syncResult": {
-                "revision": state.sha,
+                "revision": revision,
                 "source": source,
                 "resources": [r.to_json() for r in outcome.results],
             },
         }
+
+    def _retry_policy(self, obj: Mapping[str, Any], state: AppState) -> None:
+        """``syncPolicy.retry``: its backoff replaces the controller's default one."""
+        raw = ((obj.get("spec") or {}).get("syncPolicy") or {}).get("retry")
+        try:
+            policy = retry.parse(raw)
+        except retry.InvalidRetry as exc:
+            _log.warning("ignoring syncPolicy.retry", app=self._app_key(obj), error=str(exc))
+            return
+        if policy is None:
+            return
+        attempt = state.failures - 1
+        if policy.allows(attempt):
+            delay = policy.delay(attempt) * self.settings.retry_time_scale
+            state.retry_at = time.monotonic() + delay
+        else:
+            state.retry_at = float("inf")
+        state.retry_times.append(time.monotonic())
 
     # -- status ---------------------------------------------------------------------------
 
@@ -668,19 +833,26 @@ class Controller:
         status["operationState"] = operation_state or old.get("operationState")
         if status["operationState"] is None:
             del status["operationState"]
-        history = list(old.get("history") or [])
+        entries = list(old.get("history") or [])
         if operation_state is not None and self._deployed(operation_state):
-            history.append(
+            entries.append(
                 {
-                    "id": (history[-1]["id"] + 1) if history else 0,
-                    "revision": state.sha,
+                    "id": (entries[-1]["id"] + 1) if entries else 0,
+                    "revision": operation_state["syncResult"]["revision"],
                     "deployStartedAt": operation_state["startedAt"],
                     "deployedAt": operation_state["finishedAt"],
                     "source": operation_state["syncResult"]["source"],
+                    "initiatedBy": operation_state["operation"]["initiatedBy"],
                 }
             )
-        if history:
-            status["history"] = history[-HISTORY_LIMIT:]
+        try:
+            limit = history.limit_of(obj.get("spec") or {})
+        except errors.InvalidInput:
+            limit = HISTORY_LIMIT
+        if entries and limit:
+            status["history"] = entries[-limit:]
+        if history.is_paused(old):
+            status[history.PAUSE_FIELD] = old[history.PAUSE_FIELD]
         await self._save_status(obj, old, status)
 
     @staticmethod
@@ -747,21 +919,47 @@ class Controller:
     # -- deletion -------------------------------------------------------------------------
 
     async def _finalize(self, obj: dict[str, Any], *, name: str) -> None:
+        """Delete the app's resources, then let the Application go (Argo CD's finalizer).
+
+        The plain finalizer (and ``/foreground``) deletes with foreground propagation, the
+        ``/background`` variant with background propagation; objects marked
+        ``argocd.argoproj.io/sync-options: Delete=false`` stay. The finalizer is removed only
+        once every deleted object is gone; each deletion event brings the app back here.
+        """
         finalizers = list((obj.get("metadata") or {}).get("finalizers") or [])
-        if FINALIZER not in finalizers:
+        mine = [f for f in finalizers if f in FINALIZERS]
+        if not mine:
             return
+        propagation = "Background" if FINALIZER_BACKGROUND in mine else "Foreground"
+        meta = obj.get("metadata") or {}
+        own_key = kcache.Key(models.GROUP, "Application", str(meta.get("namespace")), name)
+        remaining = []
         for live in self.cache.tracked(name):
-            if not sync.is_top_level(live):
-                continue
             key = kcache.key_of(live)
+            if key == own_key or (live.get("metadata") or {}).get("ownerReferences"):
+                continue
+            try:
+                keep = not options.for_resource(live).may_delete
+            except options.InvalidOption:
+                keep = True
+            if keep:
+                continue
+            remaining.append(key)
+            if (live.get("metadata") or {}).get("deletionTimestamp"):
+                continue
             res = self.cache.discovery.by_group_kind(key.group, key.kind)
             if res is None:
                 continue
             with contextlib.suppress(kerrors.NotFound):
                 await self.client.delete(
-                    res, namespace=key.namespace or None, name=key.name, propagation="Background"
+                    res, namespace=key.namespace or None, name=key.name, propagation=propagation
                 )
-        finalizers.remove(FINALIZER)
+        if remaining:
+            # Come back when the deletions have landed (events re-queue the app too).
+            self.states.setdefault(self._app_key(obj), AppState()).retry_at = time.monotonic() + 1.0
+            return
+        for f in mine:
+            finalizers.remove(f)
         await self._patch_app(obj, {"metadata": {"finalizers": finalizers}})
 
 

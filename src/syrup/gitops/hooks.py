@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syrup import logs
-from syrup.gitops import health, sync, waves
+from syrup.gitops import health, options, sync, waves
 from syrup.kube import cache as kcache
 from syrup.kube import errors as kerrors
 
@@ -113,7 +113,19 @@ async def _apply(
 ) -> tuple[sync.ResourceResult, dict[str, Any] | None]:
     """Apply one task; the object as stored, or None when the apply failed."""
     if not task.spec.hook:
-        result = await syncer._apply_one(target)
+        mine = _options(syncer, target)
+        live = syncer.cache.get(target.key)
+        if mine.apply_out_of_sync_only and live is not None:
+            status, _ = await syncer.comparer.compare(target, live)
+            if status is sync.SyncStatus.SYNCED:
+                skipped = sync._result(
+                    target, sync.ResultCode.SYNCED, f"{target.display} unchanged"
+                )
+                return skipped, live
+        if mine.replace and live is not None and target.res is not None:
+            result = await _replace(syncer, target, live)
+        else:
+            result = await syncer._apply_one(target)
         result.sync_phase = str(task.phase)
         if result.status is sync.ResultCode.SYNC_FAILED:
             return result, None
@@ -152,6 +164,37 @@ async def _apply(
     return result, obj
 
 
+def _options(syncer: sync.Syncer, target: sync.Target) -> options.SyncOptions:
+    """The app's options with the resource's own annotations over them."""
+    try:
+        return options.effective(syncer.opts.app, target.obj)
+    except options.InvalidOption as exc:
+        syncer.log.warning("ignoring bad sync options", resource=str(target.key), error=str(exc))
+        return syncer.opts.app
+
+
+async def _replace(
+    syncer: sync.Syncer, target: sync.Target, live: dict[str, Any]
+) -> sync.ResourceResult:
+    """``Replace=true``: PUT the whole object (kubectl replace) instead of applying it."""
+    assert target.res is not None
+    body = {**target.obj, "metadata": {**target.obj["metadata"]}}
+    body["metadata"]["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
+    key = target.key
+    try:
+        obj = await syncer.client.request(
+            "PUT",
+            target.res.path(key.namespace or None, key.name),
+            params={"fieldManager": sync.FIELD_MANAGER},
+            body=body,
+        )
+    except kerrors.ApiError as exc:
+        return sync._result(target, sync.ResultCode.SYNC_FAILED, exc.message)
+    syncer.cache.record(obj)
+    syncer.comparer.remember(target, obj)
+    return sync._result(target, sync.ResultCode.SYNCED, f"{target.display} replaced")
+
+
 async def _wait_step(
     syncer: sync.Syncer,
     running: list[_Running],
@@ -169,12 +212,11 @@ async def _wait_step(
             if item.task.spec.hook:
                 if status is health.Status.DEGRADED:
                     message = health.assess(live).message or "hook failed"
-                    item.result.message = f"{item.result.message}; hook failed: {message}"
+                    item.result.message = f"hook failed: {message}"
                     item.result.status = sync.ResultCode.SYNC_FAILED
                     await _delete_if(syncer, item, waves.HookOutcome.FAILED)
                     return False, f"{item.task.display}: {message}"
                 if status is health.Status.HEALTHY:
-                    item.result.message = f"{item.result.message}; hook succeeded"
                     await _delete_if(syncer, item, waves.HookOutcome.SUCCEEDED)
                     continue
             elif status in (health.Status.HEALTHY, health.Status.SUSPENDED):

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from syrup import logs
-from syrup.gitops import diff, health, models, order
+from syrup.gitops import diff, health, hooks, models, options, order
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -312,7 +312,9 @@ async def compare(
             )
         )
     rows.sort(key=lambda r: (r.key.group, r.key.kind, r.key.namespace, r.key.name))
-    synced = all(r.status is SyncStatus.SYNCED for r in rows)
+    # compare-options IgnoreExtraneous: an extra object of that kind does not count.
+    ignored = {kcache.key_of(o) for o in extra if _resource_options(o).ignore_extraneous}
+    synced = all(r.status is SyncStatus.SYNCED or r.key in ignored for r in rows)
     return Comparison(
         status=SyncStatus.SYNCED if synced else SyncStatus.OUT_OF_SYNC,
         resources=rows,
@@ -331,6 +333,10 @@ class Options:
     namespace: str
     dry_run: bool = False
     validate: bool = True
+    #: The app's sync options (resource annotations override them per object).
+    app: options.SyncOptions = field(default_factory=options.SyncOptions)
+    #: How long one wave may take to become healthy (hooks: to finish).
+    step_timeout: float = hooks.STEP_TIMEOUT
 
 
 def _result(target: Target, code: ResultCode, message: str) -> ResourceResult:
@@ -362,9 +368,11 @@ class Syncer:
         self.app = app
         self.log = _log.bind(app=app)
         self.validate = True
+        self.opts = Options(prune=False, create_namespace=False, namespace="")
 
     async def run(self, targets: list[Target], opts: Options) -> Outcome:
         self.validate = opts.validate
+        self.opts = opts
         # A dry run of everything first: one bad object stops the sync before anything lands.
         creatable = {t.key.name for t in targets if t.key.group == "" and t.key.kind == "Namespace"}
         if opts.create_namespace and opts.namespace:
@@ -409,7 +417,8 @@ class Syncer:
         async def one(target: Target) -> None:
             if target.res is None:
                 # A custom resource whose CRD is part of this same sync cannot be dry-run yet.
-                if (target.key.group, target.key.kind) not in crd_kinds:
+                skip = _resource_options(target.obj).skip_dry_run_on_missing_resource
+                if (target.key.group, target.key.kind) not in crd_kinds and not skip:
                     failures.append(
                         _result(target, ResultCode.SYNC_FAILED, _missing_kind_message(target))
                     )
@@ -467,22 +476,8 @@ class Syncer:
             await asyncio.sleep(0.25)
 
     async def _apply_in_order(self, targets: list[Target], results: list[ResourceResult]) -> bool:
-        waves: dict[tuple[int, int], list[Target]] = {}
-        for target in targets:
-            waves.setdefault((int(order.phase(target.obj)), order.wave(target.obj)), []).append(
-                target
-            )
-        for wave_key in sorted(waves):
-            if wave_key[0] == int(order.Phase.SYNC_FAIL):
-                continue
-            wave_ok = True
-            for target in waves[wave_key]:
-                result = await self._apply_one(target)
-                results.append(result)
-                wave_ok &= result.status is not ResultCode.SYNC_FAILED
-            if not wave_ok:
-                return False
-        return True
+        # Phases, waves, hooks and their delete policies: see syrup.gitops.hooks.
+        return await hooks.run_plan(self, targets, results, step_timeout=self.opts.step_timeout)
 
     async def _apply_one(self, target: Target) -> ResourceResult:
         if target.res is None:
@@ -524,7 +519,7 @@ class Syncer:
             key = kcache.key_of(obj)
             version = str(obj.get("apiVersion", "")).rpartition("/")[2]
             display = f"{key.kind.lower()}/{key.name}"
-            keep = PRUNE_FALSE in str(_annotations(obj).get(SYNC_OPTIONS, ""))
+            keep = not _resource_options(obj).may_prune
             if not prune or keep:
                 results.append(
                     ResourceResult(
@@ -537,7 +532,10 @@ class Syncer:
                 continue
             try:
                 await self.client.delete(
-                    res, namespace=key.namespace or None, name=key.name, propagation="Background"
+                    res,
+                    namespace=key.namespace or None,
+                    name=key.name,
+                    propagation=self._propagation(),
                 )
             except kerrors.NotFound:
                 pass
@@ -546,3 +544,18 @@ class Syncer:
                 continue
             self.cache.forget(key)
             results.append(ResourceResult(key, version, ResultCode.PRUNED, f"{display} pruned"))
+
+    def _propagation(self) -> str:
+        # NB: Argo CD's default is foreground; Syrup keeps background unless the app asks.
+        chosen = self.opts.app.prune_propagation
+        return chosen.api_value if chosen is not None else "Background"
+
+
+def _resource_options(obj: Mapping[str, Any]) -> options.SyncOptions:
+    """A resource's own sync/compare options; unreadable ones count as unset (logged)."""
+    try:
+        return options.for_resource(obj)
+    except options.InvalidOption as exc:
+        _log.warning("ignoring bad sync options", error=str(exc))
+        # Never prune or delete what carries options we cannot read.
+        return options.SyncOptions(prune=options.Removal.NEVER, delete=options.Removal.NEVER)
