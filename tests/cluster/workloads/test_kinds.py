@@ -140,6 +140,24 @@ def test_a_daemonset_runs_one_pod_per_matching_node(fast: Scoped) -> None:
     status = fast.kubectl_json("get", "daemonset", "agent")["status"]
     assert status["desiredNumberScheduled"] == 2 and status["numberReady"] == 2
 
+    # A node gaining the label gets a pod; losing it removes the pod.
+    fast.kubectl("label", "node", "syrup-node-1", "logs=yes")
+    wait_for(
+        lambda: len(fast.kubectl_json("get", "pods", "-l", "app=logs")["items"]) == 2,
+        what="a logs pod on the newly labelled node",
+    )
+    fast.kubectl("label", "node", "syrup-node-1", "logs-")
+    wait_for(
+        lambda: (
+            [
+                p["spec"]["nodeName"]
+                for p in fast.kubectl_json("get", "pods", "-l", "app=logs")["items"]
+            ]
+            == ["syrup-node-2"]
+        ),
+        what="the logs pod to leave the unlabelled node",
+    )
+
     fast.kubectl("set", "image", "daemonset/agent", "agent=fluent-bit:4")
     fast.kubectl("rollout", "status", "daemonset/agent", "--timeout=60s")
     images = {

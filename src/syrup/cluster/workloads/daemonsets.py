@@ -29,6 +29,7 @@ class DaemonSets(runtime.Controller):
 
     def setup(self) -> None:
         self.nodes = self.ctx.informer("", "v1", "nodes")
+        self._node_shapes: dict[str, tuple[dict[str, str], bool]] = {}
         self.sets = self.ctx.informer("apps", "v1", "daemonsets")
         self.sets.subscribe(self._on_set)
         self.nodes.subscribe(self._on_node)
@@ -39,9 +40,17 @@ class DaemonSets(runtime.Controller):
             self.enqueue((objects.namespace(ds), objects.name(ds)))
 
     def _on_node(self, etype: str, node: Obj) -> None:
-        if etype != "MODIFIED":
-            for ds in self.sets.items():
-                self.enqueue((objects.namespace(ds), objects.name(ds)))
+        # Heartbeats modify nodes all the time; only a change in what pods select on matters.
+        name = objects.name(node)
+        shape = (objects.labels(node), bool(objects.spec(node).get("unschedulable")))
+        if etype == "DELETED":
+            self._node_shapes.pop(name, None)
+        elif self._node_shapes.get(name) == shape:
+            return
+        else:
+            self._node_shapes[name] = shape
+        for ds in self.sets.items():
+            self.enqueue((objects.namespace(ds), objects.name(ds)))
 
     def _on_pod(self, etype: str, pod: Obj) -> None:
         key = objects.owner_key(pod, "DaemonSet")
