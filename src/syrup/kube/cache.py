@@ -59,6 +59,13 @@ def key_of(obj: dict[str, Any]) -> Key:
     return Key(group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether ``a`` is a later version of the same object than ``b``."""
+    ra = str((a.get("metadata") or {}).get("resourceVersion", ""))
+    rb = str((b.get("metadata") or {}).get("resourceVersion", ""))
+    return ra.isdigit() and rb.isdigit() and int(ra) > int(rb)
+
+
 class LiveCache:
     """Everything the watched cluster holds, kept current by one watch per resource type."""
 
@@ -131,7 +138,18 @@ class LiveCache:
     # -- writes from the outside (an apply's answer is fresher than the watch) -------------
 
     def record(self, obj: dict[str, Any]) -> None:
-        self._store(key_of(obj), obj)
+        """Store a write's answer at once, unless the watch already brought something newer.
+
+        NB: resourceVersions are opaque by contract, but every real server (etcd revisions)
+        and the local cluster issue increasing integers; comparing them here only avoids
+        replacing a newer watched object with an older answer that arrived late. When they
+        are not integers the answer is stored and the watch corrects it.
+        """
+        key = key_of(obj)
+        current = self.objects.get(key)
+        if current is not None and _newer(current, obj):
+            return
+        self._store(key, obj)
 
     def forget(self, key: Key) -> None:
         self._remove(key)
