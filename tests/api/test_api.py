@@ -565,6 +565,7 @@ def test_the_stream_sends_an_event_when_an_app_changes(up: Up, deployed: dict[st
 
 def test_metrics_after_a_sync(up: Up, deployed: dict[str, Any]) -> None:
     with up.client() as c:
+        assert c.get("/api/v1/applications").status_code == 200
         text = c.get("/metrics").text
     name = deployed["name"]
     assert (

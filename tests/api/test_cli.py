@@ -60,6 +60,7 @@ def test_commands_without_login_exit_2_and_say_how_to_log_in(tmp_path: Path) -> 
     assert "syrup login" in proc.stderr
 
 
+@pytest.mark.timeout(900)  # some thirty CLI processes and two syncs, on a loaded machine
 def test_app_lifecycle_from_the_cli(up: Up, cli: Any, cluster: Cluster, tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     name, dest = unique("cli"), unique("ns")
