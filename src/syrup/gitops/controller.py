@@ -34,7 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from syrup import errors, logs, paths
-from syrup.gitops import crds, git, health, history, models, options, projects, render, retry, sync
+from syrup.gitops import (
+    crds,
+    git,
+    health,
+    history,
+    ignore,
+    models,
+    options,
+    projects,
+    render,
+    retry,
+    sync,
+)
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -64,6 +76,8 @@ class Settings:
     ls_remote_ttl: float = 2.0
     #: Multiplies ``syncPolicy.retry`` waits (tests run minutes-long backoffs in seconds).
     retry_time_scale: float = 1.0
+    #: System-wide ignoreDifferences rules (see :func:`syrup.gitops.ignore.load_defaults`).
+    ignore_defaults: Path | None = None
 
 
 @dataclass
@@ -132,6 +146,11 @@ class Controller:
         data_dir = paths.ensure_data_dir(settings.data_dir)
         self.repos = git.RepoCache(data_dir / "gitops", ls_remote_ttl=settings.ls_remote_ttl)
         self.renders = render.RenderCache()
+        self.ignore_defaults: tuple[ignore.Rule, ...] = (
+            tuple(ignore.load_defaults(settings.ignore_defaults))
+            if settings.ignore_defaults is not None
+            else ()
+        )
         self.states: dict[str, AppState] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -383,7 +402,8 @@ class Controller:
             return
         try:
             options.parse(app.sync_policy.options)
-        except options.InvalidOption as exc:
+            ignore.parse((obj.get("spec") or {}).get("ignoreDifferences"))
+        except (options.InvalidOption, ignore.InvalidRule) as exc:
             await self._write_error(obj, state, "InvalidSpecError", str(exc))
             return
         problem = self._check_project(app)
@@ -487,12 +507,22 @@ class Controller:
         )
 
     def _prepare(self, app: models.Application, result: render.Result) -> list[sync.Target]:
-        return sync.prepare(
+        targets = sync.prepare(
             result.manifests,
             app=app.name,
             namespace=app.destination.namespace,
             discovery=self.cache.discovery,
         )
+        # ignoreDifferences: the app's rules (checked in _reconcile) after the defaults.
+        obj = self.cache.get(kcache.Key(models.GROUP, "Application", app.namespace, app.name))
+        try:
+            own = ignore.parse(((obj or {}).get("spec") or {}).get("ignoreDifferences"))
+        except ignore.InvalidRule:
+            own = []
+        rules = (*self.ignore_defaults, *own)
+        for target in targets:
+            target.ignore_rules = tuple(r for r in rules if r.matches(target.obj))
+        return targets
 
     async def _refresh(
         self, obj: dict[str, Any], app: models.Application, state: AppState, log: Any

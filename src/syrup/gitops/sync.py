@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from syrup import logs
-from syrup.gitops import diff, health, hooks, models, options, order
+from syrup.gitops import diff, health, hooks, ignore, models, options, order
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -72,6 +72,8 @@ class Target:
     res: kclient.ApiResource | None
     hook: bool
     digest: str
+    #: The app's ignoreDifferences rules (with system-wide defaults) for this object.
+    ignore_rules: tuple[ignore.Rule, ...] = ()
 
     @property
     def display(self) -> str:
@@ -222,7 +224,21 @@ class Comparer:
 
     def remember(self, target: Target, live: Mapping[str, Any]) -> None:
         """After an apply, the object as stored is what Git asked for."""
-        self._memo[(target.digest, self.live_digest(live))] = (True, None)
+        self._memo[self._memo_key(target, live)] = (True, None)
+
+    def _memo_key(self, target: Target, live: Mapping[str, Any]) -> tuple[str, str]:
+        rules = f"/{hash(target.ignore_rules)}" if target.ignore_rules else ""
+        return (target.digest + rules, self.live_digest(live))
+
+    @staticmethod
+    def _equal(target: Target, predicted: dict[str, Any], live: Mapping[str, Any]) -> bool:
+        """Equal once the fields ignoreDifferences names are left out of both sides."""
+        if not target.ignore_rules:
+            return diff.equal(predicted, live)
+        rules = target.ignore_rules
+        return diff.equal(
+            ignore.normalize(predicted, rules, live=live), ignore.normalize(live, rules, live=live)
+        )
 
     async def predicted(self, target: Target) -> dict[str, Any]:
         """What the server would hold after applying (raises the server's error)."""
@@ -239,14 +255,14 @@ class Comparer:
             return SyncStatus.OUT_OF_SYNC, _missing_kind_message(target)
         if live is None:
             return SyncStatus.OUT_OF_SYNC, ""
-        memo_key = (target.digest, self.live_digest(live))
+        memo_key = self._memo_key(target, live)
         known = self._memo.get(memo_key)
         if known is None:
             try:
                 predicted = await self.predicted(target)
             except kerrors.ApiError as exc:
                 return SyncStatus.OUT_OF_SYNC, exc.message
-            known = (diff.equal(predicted, live), predicted)
+            known = (self._equal(target, predicted, live), predicted)
             if len(self._memo) > 50_000:
                 self._memo.clear()
             self._memo[memo_key] = known
