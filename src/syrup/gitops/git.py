@@ -116,6 +116,8 @@ class RepoCache:
         self._refs: dict[str, tuple[float, dict[str, str]]] = {}
         self._inflight: dict[str, tuple[float, asyncio.Future[dict[str, str]]]] = {}
         self._changes: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._diff_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._known: set[tuple[Path, str]] = set()
         self.ls_remote_calls = 0
         self.fetches = 0
 
@@ -220,6 +222,9 @@ class RepoCache:
     # -- fetching -------------------------------------------------------------------------
 
     async def _has_commit(self, clone: Path, sha: str) -> bool:
+        # Commits never leave a clone (fetch only adds), so a positive answer is remembered.
+        if (clone, sha) in self._known:
+            return True
         try:
             await _run(
                 ["--git-dir", str(clone), "cat-file", "-e", f"{sha}^{{commit}}"],
@@ -227,6 +232,7 @@ class RepoCache:
             )
         except RepoUnavailable:
             return False
+        self._known.add((clone, sha))
         return True
 
     async def fetch(self, url: str, *, want: str | None) -> Path:
@@ -296,14 +302,19 @@ class RepoCache:
         """Paths that differ between two commits (for re-rendering only the apps they touch)."""
         url = normalize_url(url)
         key = (url, old, new)
-        if key not in self._changes:
-            clone = await self.fetch(url, want=new)
-            await self.fetch(url, want=old)
-            out = await _run(
-                ["--git-dir", str(clone), "diff", "--name-only", "--no-renames", old, new],
-                what=f"repository {url}",
-            )
-            self._changes[key] = frozenset(line for line in out.splitlines() if line)
+        if key in self._changes:
+            return self._changes[key]
+        # Every app of a monorepo asks for the same pair at once: compute it once.
+        async with self._diff_locks.setdefault(key, asyncio.Lock()):
+            if key not in self._changes:
+                clone = await self.fetch(url, want=new)
+                await self.fetch(url, want=old)
+                out = await _run(
+                    ["--git-dir", str(clone), "diff", "--name-only", "--no-renames", old, new],
+                    what=f"repository {url}",
+                )
+                self._changes[key] = frozenset(line for line in out.splitlines() if line)
+        self._diff_locks.pop(key, None)
         return self._changes[key]
 
 
