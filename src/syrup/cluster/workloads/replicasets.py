@@ -15,7 +15,7 @@ from typing import Any
 
 from syrup import errors as syrup_errors
 from syrup.cluster import errors
-from syrup.cluster.workloads import events, objects, runtime
+from syrup.cluster.workloads import objects, runtime
 
 Obj = dict[str, Any]
 
@@ -221,6 +221,3 @@ class ReplicaSets(runtime.Controller):
 def event_for_scale(old: int, new: int, rs_name: str) -> tuple[str, str]:
     direction = "up" if new > old else "down"
     return "ScalingReplicaSet", f"Scaled {direction} replica set {rs_name} to {new} from {old}"
-
-
-__all__ = ["ReplicaSets", "event_for_scale", "events"]

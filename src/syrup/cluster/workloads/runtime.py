@@ -325,10 +325,14 @@ class Controller:
             except asyncio.CancelledError:
                 raise
             except (errors.Conflict, errors.AlreadyExists, errors.NotFound) as exc:
-                # Someone changed the object under us: look again soon with fresh reads.
-                self.log.debug("retrying after a race", key="/".join(key), reason=str(exc))
+                # Someone changed the object under us: look again soon with fresh reads. A race
+                # that keeps happening (a name taken by someone else) backs off, then warns.
+                count = self._failures.get(key, 0) + 1
+                self._failures[key] = count
+                log_race = self.log.warning if count == 8 else self.log.debug
+                log_race("retrying after a race", namespace=key[0], name=key[1], reason=str(exc))
                 self.queue.done(key)
-                self.enqueue(key, 0.05)
+                self.enqueue(key, min(0.05 * 2 ** (count - 1), 10.0))
                 continue
             except Exception:
                 count = self._failures.get(key, 0) + 1

@@ -151,24 +151,6 @@ def choose(pod: Mapping[str, Any], nodes: list[Obj], usage: Mapping[str, Usage])
     return Verdict(node=best[1] if best else None, reasons=reasons)
 
 
-def usage_of(pods: Iterable[Mapping[str, Any]]) -> dict[str, Usage]:
-    """Requested resources per node from the pods bound to it (terminal pods release theirs)."""
-    out: dict[str, Usage] = {}
-    for pod in pods:
-        node = objects.spec(pod).get("nodeName")
-        if not node or objects.status(pod).get("phase") in ("Succeeded", "Failed"):
-            continue
-        try:
-            cpu, mem = requests(pod)
-        except syrup_errors.InvalidInput:
-            cpu = mem = 0.0
-        used = out.setdefault(str(node), Usage())
-        used.cpu += cpu
-        used.memory += mem
-        used.pods += 1
-    return out
-
-
 class Scheduler(runtime.Controller):
     """Binds pending pods to nodes; see the module docstring."""
 
