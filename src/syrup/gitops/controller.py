@@ -23,6 +23,7 @@ Shape (after Argo CD's application controller, REFERENCE.md):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -152,7 +153,10 @@ class Controller:
             else ()
         )
         self.states: dict[str, AppState] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # The work queue: one token per queued app; apps a commit touched go to the front.
+        self._queue: asyncio.Queue[None] = asyncio.Queue()
+        self._urgent: collections.deque[str] = collections.deque()
+        self._normal: collections.deque[str] = collections.deque()
         self._queued: set[str] = set()
         self._active: set[str] = set()
         self._dirty: set[str] = set()
@@ -248,15 +252,52 @@ class Controller:
     def refresh_repo(self, url: str) -> int:
         """Refresh at once every app whose source is ``url`` (webhooks, the image updater)."""
         wanted = git.normalize_url(url)
-        count = 0
+        requested = time.monotonic()
+        apps = []
         for app_obj in self._applications():
             source = ((app_obj.get("spec") or {}).get("source") or {}).get("repoURL")
             if source and git.normalize_url(str(source)) == wanted:
                 key = self._app_key(app_obj)
-                self.states.setdefault(key, AppState()).force_refresh = time.monotonic()
-                self._enqueue(key)
-                count += 1
-        return count
+                self.states.setdefault(key, AppState()).force_refresh = requested
+                apps.append((key, str(app_obj["spec"]["source"].get("targetRevision") or "")))
+        task = asyncio.get_running_loop().create_task(
+            self._refresh_touched_first(wanted, apps, requested)
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+        return len(apps)
+
+    async def _refresh_touched_first(
+        self, url: str, apps: list[tuple[str, str]], requested: float
+    ) -> None:
+        """Queue the apps a new commit touches ahead of the rest of the repository's apps.
+
+        In a monorepo a push changes the revision of every app, but usually the manifests of
+        one: resolving once and diffing once (both shared with the reconciles that follow)
+        lets that app sync first instead of waiting behind hundreds of unchanged ones.
+        """
+        touched: list[str] = []
+        rest: list[str] = []
+        for key, revision in apps:
+            state = self.states.get(key)
+            if state is None or state.result is None or state.sha is None:
+                touched.append(key)
+                continue
+            try:
+                resolved = await self.repos.resolve(url, revision, fresh_after=requested)
+                changed = (
+                    frozenset()
+                    if resolved.sha == state.sha
+                    else await self.repos.changed_paths(url, state.sha, resolved.sha)
+                )
+            except git.GitError:
+                touched.append(key)  # the reconcile will report it
+                continue
+            (touched if render.touches(changed, state.result.watched) else rest).append(key)
+        for key in touched:
+            self._enqueue(key, urgent=True)
+        for key in rest:
+            self._enqueue(key)
 
     def refresh(self, namespace: str, name: str) -> None:
         key = f"{namespace}/{name}"
@@ -265,7 +306,7 @@ class Controller:
 
     def idle(self) -> bool:
         """No application is queued or being reconciled right now."""
-        return self._queue.empty() and not self._active
+        return not self._queued and not self._active
 
     async def diff(self, namespace: str, name: str) -> dict[str, str]:
         """Unified YAML diffs (Secrets masked) of every OutOfSync resource of an app."""
@@ -300,13 +341,18 @@ class Controller:
         meta = obj.get("metadata") or {}
         return f"{meta.get('namespace')}/{meta.get('name')}"
 
-    def _enqueue(self, key: str) -> None:
+    def _enqueue(self, key: str, *, urgent: bool = False) -> None:
         if key in self._active:
             self._dirty.add(key)
             return
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        if key in self._queued:
+            if urgent and key in self._normal:
+                self._normal.remove(key)
+                self._urgent.append(key)
+            return
+        self._queued.add(key)
+        (self._urgent if urgent else self._normal).append(key)
+        self._queue.put_nowait(None)
 
     def _on_change(
         self, key: kcache.Key, old: dict[str, Any] | None, new: dict[str, Any] | None
@@ -356,7 +402,8 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
-            key = await self._queue.get()
+            await self._queue.get()
+            key = self._urgent.popleft() if self._urgent else self._normal.popleft()
             self._queued.discard(key)
             self._active.add(key)
             try:
