@@ -952,6 +952,13 @@ class Controller:
         unknown = [m for m in comparison.messages.values() if "CustomResourceDefinition" in m]
         if unknown:
             wanted.append(("ComparisonError", "; ".join(sorted(set(unknown)))))
+        if comparison.shared:
+            # Reported, never fought over: the sync leaves objects another app tracks alone.
+            shared = "; ".join(
+                f"{key} is also part of application {owner}"
+                for key, owner in sorted(comparison.shared.items())
+            )
+            wanted.append(("SharedResourceWarning", shared))
         out = []
         for kind, message in wanted:
             prev = previous.get(kind)

@@ -115,6 +115,13 @@ async def _apply(
     if not task.spec.hook:
         mine = _options(syncer, target)
         live = syncer.cache.get(target.key)
+        owner = sync.claimed_by(live)
+        if owner and owner != syncer.app:
+            # Another app tracks this object: report it, never take it over (no tug of war).
+            message = f"{target.display} is also part of application {owner}; not applied"
+            if mine.fail_on_shared_resource:
+                return sync._result(target, sync.ResultCode.SYNC_FAILED, message), None
+            return sync._result(target, sync.ResultCode.SYNCED, f"skipped: {message}"), live
         if mine.apply_out_of_sync_only and live is not None:
             status, _ = await syncer.comparer.compare(target, live)
             if status is sync.SyncStatus.SYNCED:

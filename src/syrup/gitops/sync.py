@@ -196,6 +196,12 @@ def order_targets(targets: list[Target]) -> list[Target]:
     return sorted(targets, key=lambda t: order.sort_key(t.obj))
 
 
+def claimed_by(live: Mapping[str, Any] | None) -> str:
+    """The app whose tracking label the live object carries ("" when none)."""
+    labels = ((live or {}).get("metadata") or {}).get("labels") or {}
+    return str(labels.get(models.TRACKING_LABEL) or "")
+
+
 def is_top_level(obj: Mapping[str, Any]) -> bool:
     """Objects another object created (a Deployment's ReplicaSets) are not the app's own;
     neither is an object already being deleted."""
@@ -281,6 +287,8 @@ class Comparison:
     resources: list[ResourceStatus]
     extra: list[dict[str, Any]]
     messages: dict[kcache.Key, str]
+    #: Desired objects whose live copy another app already tracks: key -> that app.
+    shared: dict[kcache.Key, str] = field(default_factory=dict)
 
     @property
     def drifted(self) -> bool:
@@ -295,8 +303,13 @@ async def compare(
     rows: list[ResourceStatus] = []
     messages: dict[kcache.Key, str] = {}
 
+    shared: dict[kcache.Key, str] = {}
+
     async def one(target: Target) -> ResourceStatus:
         live = cache.get(target.key)
+        owner = claimed_by(live)
+        if owner and owner != app:
+            shared[target.key] = owner
         status, message = await comparer.compare(target, live)
         if message:
             messages[target.key] = message
@@ -336,6 +349,7 @@ async def compare(
         resources=rows,
         extra=extra,
         messages=messages,
+        shared=shared,
     )
 
 
