@@ -230,3 +230,24 @@ def test_a_cluster_secret_from_a_kubeconfig_context_reaches_that_cluster(
 def test_cluster_add_names_a_missing_context(cluster: Any) -> None:
     with pytest.raises(credentials.InvalidCredentials, match="no context named 'nope'"):
         credentials.cluster_secret(cluster.kubeconfig, context="nope")
+
+
+def test_cluster_add_stores_a_context_as_a_cluster_secret(cluster: Any) -> None:
+    namespace = cluster.namespace()
+    context = yaml.safe_load(cluster.kubeconfig.read_text())["current-context"]
+    client = kclient.Client.from_kubeconfig(cluster.kubeconfig)
+
+    async def add() -> str:
+        try:
+            return await credentials.add_cluster(
+                client, kubeconfig=cluster.kubeconfig, context=context, namespace=namespace
+            )
+        finally:
+            await client.close()
+
+    name = asyncio.run(add())
+    stored = cluster.kubectl_json("get", "secret", name, "-n", namespace)
+    assert stored["metadata"]["labels"][credentials.SECRET_TYPE_LABEL] == "cluster"
+    target = credentials.cluster(stored)
+    assert target.server == cluster.url and target.name == context
+    assert target.bearer_token or target.tls.cert_data

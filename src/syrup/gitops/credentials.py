@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from syrup import errors
+from syrup.kube import client as kclient
 
 SECRET_TYPE_LABEL = "argocd.argoproj.io/secret-type"
 
@@ -382,3 +383,25 @@ def cluster_secret(
         },
         "stringData": {"name": context, "server": server, "config": json.dumps(config)},
     }
+
+
+async def add_cluster(
+    client: kclient.Client,
+    *,
+    kubeconfig: Path,
+    context: str,
+    namespace: str = "argocd",
+    name: str = "",
+) -> str:
+    """``syrup cluster add``: store one kubeconfig context as a ``cluster`` Secret.
+
+    Returns the Secret's name. The Secret is server-side applied, so adding the same context
+    again updates it in place.
+    """
+    secret = cluster_secret(kubeconfig, context=context, namespace=namespace, name=name)
+    discovery = await client.discover()
+    res = discovery.find("v1", "Secret")
+    if res is None:
+        raise errors.Unavailable("the cluster does not serve Secrets")
+    await client.apply(res, secret, field_manager="syrup")
+    return str(secret["metadata"]["name"])
