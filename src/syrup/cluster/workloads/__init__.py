@@ -71,6 +71,9 @@ class Controllers:
             self._tasks.append(loop.create_task(informer.run()))
         # Controllers start once every cache is filled, so their first look sees everything.
         await asyncio.gather(*(i.synced.wait() for i in self.ctx.informers.values()))
+        # Nodes and the default StorageClass exist before the server reports ready.
+        for controller in self.controllers:
+            await controller.startup()
         for controller in self.controllers:
             self._tasks.append(loop.create_task(controller.run()))
 

@@ -307,7 +307,7 @@ class Controller:
         self.queue.add_after(key, delay)
 
     async def run(self) -> None:
-        await self.startup()
+        """Work the queue until cancelled (:meth:`startup` has run already)."""
         workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
         try:
             await asyncio.gather(*workers)
