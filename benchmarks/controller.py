@@ -233,6 +233,8 @@ async def bench(apps: int, root: Path) -> None:
         await wait(all_healthy, timeout=600, every=0.2, explain=summary)
         converge = time.monotonic() - start
         print(f"all {apps} apps Synced+Healthy: {converge:.1f} s (goal < 60 s)")
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(ctl.client.requests.items()))
+        print(f"  API requests so far: {calls}; status writes {ctl.status_writes}")
 
         # 2. One full refresh cycle with nothing changed.
         await asyncio.sleep(3)  # let rollouts' last status events settle

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster
+from tests.conftest import SYRUP, Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import EXAMPLES, Repo
 
@@ -118,3 +119,55 @@ def test_the_app_of_apps_chart_creates_child_applications_that_reconcile_too(
             assert parent["sync"]["status"] == "Synced"
     finally:
         run.stop()
+
+
+def test_the_syrup_controller_command_runs_against_a_cluster_through_its_kubeconfig(
+    cluster: Cluster, ns: str, examples: Repo, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [
+            SYRUP,
+            "controller",
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--namespace",
+            ns,
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        name = f"{ns}-cli"
+        app = harness.application(
+            name, ns, repo=examples.url, path="guestbook", dest=name, automated={}
+        )
+        with cluster.client() as client:
+            harness.wait_for(
+                "the default AppProject",
+                lambda: (
+                    client.get(
+                        f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/appprojects/default"
+                    ).status_code
+                    == 200
+                ),
+            )
+            harness.apply_app(client, app)
+            harness.wait_synced_healthy(client, ns, name)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_syrup_controller_command_names_a_kubeconfig_it_cannot_read(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "kubeconfig"
+    proc = subprocess.run(
+        [SYRUP, "controller", "--kubeconfig", str(missing), "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert str(missing) in proc.stderr
