@@ -58,6 +58,17 @@ FINALIZER = "resources-finalizer.argocd.argoproj.io"
 #: The background variant: resources are deleted with background propagation.
 FINALIZER_BACKGROUND = f"{FINALIZER}/background"
 FINALIZERS = (FINALIZER, FINALIZER_BACKGROUND, f"{FINALIZER}/foreground")
+#: Kinds with dependents that the local cluster's garbage collector deletes in the foreground.
+_FOREGROUND_KINDS = frozenset(
+    {
+        ("apps", "Deployment"),
+        ("apps", "ReplicaSet"),
+        ("apps", "StatefulSet"),
+        ("apps", "DaemonSet"),
+        ("batch", "Job"),
+        ("batch", "CronJob"),
+    }
+)
 HISTORY_LIMIT = 10
 
 
@@ -1034,9 +1045,13 @@ class Controller:
             res = self.cache.discovery.by_group_kind(key.group, key.kind)
             if res is None:
                 continue
+            # NB: the local cluster's garbage collector finishes foreground deletions only for
+            # the kinds it follows; others (a child Application) have no dependents to wait
+            # for there, so they go in the background.
+            how = propagation if (key.group, key.kind) in _FOREGROUND_KINDS else "Background"
             with contextlib.suppress(kerrors.NotFound):
                 await self.client.delete(
-                    res, namespace=key.namespace or None, name=key.name, propagation=propagation
+                    res, namespace=key.namespace or None, name=key.name, propagation=how
                 )
         if remaining:
             # Come back when the deletions have landed (events re-queue the app too).

@@ -12,9 +12,12 @@ The steps follow Argo CD's sync (REFERENCE.md):
   nothing applied), then server-side apply in sync order, then prune. Each resource's outcome
   becomes a :class:`ResourceResult` with the server's message instead of an exception.
 
-Hooks (``argocd.argoproj.io/hook``) are applied in their phase's place in the order and are
-not part of the app's sync status; waiting between waves and hook deletion policies belong to
-the next iteration of this module.
+Hooks (``argocd.argoproj.io/hook``) are not part of the app's sync status. The apply step
+walks :func:`syrup.gitops.waves.plan` through :mod:`syrup.gitops.hooks`: phases and waves in
+order, each wave healthy (hooks finished) before the next, hook delete policies, SyncFail
+hooks after a failure. Per-resource and app-level options come from
+:mod:`syrup.gitops.options`; ignoreDifferences rules (:mod:`syrup.gitops.ignore`) travel on
+each :class:`Target`.
 """
 
 from __future__ import annotations
