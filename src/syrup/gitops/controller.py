@@ -281,7 +281,7 @@ class Controller:
     async def _refresh_touched_first(
         self, url: str, apps: list[tuple[str, str]], requested: float
     ) -> None:
-        """Queue the apps a new commit touches ahead of the rest of the repository's apps.
+        """Reconcile the apps a new commit touches before the rest of the repository's apps.
 
         In a monorepo a push changes the revision of every app, but usually the manifests of
         one: resolving once and diffing once (both shared with the reconciles that follow)
@@ -307,6 +307,13 @@ class Controller:
             (touched if render.touches(changed, state.result.watched) else rest).append(key)
         for key in touched:
             self._enqueue(key, urgent=True)
+        # The unchanged apps only move to the new revision: let the touched ones sync against
+        # an uncontended API server first (for a few seconds at most).
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(
+            k in self._queued or k in self._active for k in touched
+        ):
+            await asyncio.sleep(0.05)
         for key in rest:
             self._enqueue(key)
 
