@@ -61,6 +61,7 @@ def test_a_deployment_gets_the_workload_pod_and_container_defaults() -> None:
     assert side["imagePullPolicy"] == "IfNotPresent"
     assert app["terminationMessagePath"] == "/dev/termination-log"
     assert app["terminationMessagePolicy"] == "File"
+    assert app["resources"] == {}
     assert app["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     probe = app["readinessProbe"]
     assert (

@@ -98,6 +98,8 @@ def _container(c: Any) -> None:
     _d(c, "terminationMessagePath", "/dev/termination-log")
     _d(c, "terminationMessagePolicy", "File")
     _d(c, "imagePullPolicy", _pull_policy(str(c.get("image") or "")))
+    # Resource requirements are a plain struct in Go, so the API always prints them.
+    _d(c, "resources", {})
     for port in c.get("ports") or []:
         if isinstance(port, dict):
             _d(port, "protocol", "TCP")
