@@ -257,18 +257,21 @@ def main() -> None:
                 )
             else:
                 print("live change -> SSE event: no event arrived")
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            print(
-                f"client CPU {resource.getrusage(resource.RUSAGE_SELF).ru_utime:.1f} s; "
-                f"syrup up max RSS {usage.ru_maxrss / 1024:.0f} MB"
-            )
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+            print(f"benchmark client CPU {own:.1f} s")
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
             log.close()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print(
+            f"syrup up (cluster + controller + API): CPU {usage.ru_utime + usage.ru_stime:.1f} s, "
+            f"max RSS {usage.ru_maxrss / 1024:.0f} MB"
+        )
 
 
 if __name__ == "__main__":
