@@ -135,10 +135,8 @@ def test_the_waffle_world_manifests_apply_then_diff_clean_and_a_change_shows_onl
     assert changed.stdout.count("diff -u") == 1
     assert any("registry.example/changed:1" in line for line in added)
     assert any(old_image in line for line in removed)
-    # generation moves with the spec, as on a real cluster. TODO(storage assigns dry-run
-    # results a new resourceVersion; a real server keeps the stored one): drop that exception
-    # once storage does the same.
-    allowed = ("image", "generation", "resourceVersion")
+    # generation moves with the spec, as on a real cluster; a dry run keeps resourceVersion.
+    allowed = ("image", "generation")
     noise = [line for line in removed + added if not any(a in line for a in allowed)]
     assert noise == [], changed.stdout
 

@@ -234,6 +234,8 @@ class Store:
         self.admission = admission or admission_mod.Admission()
         if self.admission.allocate_cluster_ip is None:
             self.admission.allocate_cluster_ip = self.allocate_cluster_ip
+        if getattr(self.admission, "crd_for", False) is None:
+            self.admission.crd_for = self.crd_for  # type: ignore[attr-defined]
         self._db = self._open_db(settings.path)
         self._data: dict[str, dict[tuple[str, str], _Record]] = collections.defaultdict(dict)
         self._history: collections.deque[Event] = collections.deque()
@@ -378,11 +380,23 @@ class Store:
     ) -> bytes:
         """Assign the next resourceVersion, persist object + event atomically, notify."""
         namespace, name = _key(obj)
+        if dry_run:
+            # A dry run stores nothing, so it gets no version of its own: an update shows the
+            # stored one, a create none (as the real API server answers).
+            meta = obj.setdefault("metadata", {})
+            old_rv = (
+                (orjson.loads(old_raw).get("metadata") or {}).get("resourceVersion")
+                if old_raw is not None
+                else None
+            )
+            if old_rv is not None:
+                meta["resourceVersion"] = old_rv
+            else:
+                meta.pop("resourceVersion", None)
+            return orjson.dumps(obj)
         rv = self._rv + 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
         raw = orjson.dumps(obj)
-        if dry_run:
-            return raw
         gr = rt.group_resource
         ts = time.time()
         try:
@@ -820,14 +834,7 @@ class Store:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         if self._has_generation(rt):
-            generation = int(old_meta.get("generation") or 1)
-            if _spec_view(old) != _spec_view(new) or (
-                rt.crd
-                and "status" not in rt.subresources
-                and old.get("status") != new.get("status")
-            ):
-                generation += 1
-            meta["generation"] = generation
+            meta["generation"] = int(old_meta.get("generation") or 1)
         self._prepare_special(rt, new, old=old)
         warnings = self.admission.admit(
             rt,
@@ -838,6 +845,16 @@ class Store:
             field_validation=field_validation,
             now=now_rfc3339(),
         )
+        # After defaulting: a spec that differs only by defaults is not a new generation.
+        if self._has_generation(rt):
+            generation = int(old_meta.get("generation") or 1)
+            if _spec_view(old) != _spec_view(new) or (
+                rt.crd
+                and "status" not in rt.subresources
+                and old.get("status") != new.get("status")
+            ):
+                generation += 1
+            new.setdefault("metadata", {})["generation"] = generation
 
         # Removing the last finalizer of an object being deleted completes the deletion.
         if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
