@@ -323,8 +323,8 @@ class Controller:
         self._enqueue(key)
 
     def idle(self) -> bool:
-        """No application is queued or being reconciled right now."""
-        return not self._queued and not self._active
+        """No application is queued, being reconciled or about to be queued right now."""
+        return not self._queued and not self._active and not self._side_tasks
 
     async def diff(self, namespace: str, name: str) -> dict[str, str]:
         """Unified YAML diffs (Secrets masked) of every OutOfSync resource of an app."""
