@@ -100,6 +100,7 @@ class Jobs(runtime.Controller):
 
     name = "job"
     workers = 2
+    primary = ("batch", "v1", "jobs")
 
     def setup(self) -> None:
         self.ctx.informer("batch", "v1", "jobs").subscribe(self._on_job)
@@ -291,6 +292,8 @@ class CronJobs(runtime.Controller):
 
     name = "cronjob"
     workers = 1
+    primary = ("batch", "v1", "cronjobs")
+    resync_seconds = 5.0
 
     def setup(self) -> None:
         self.ctx.informer("batch", "v1", "cronjobs").subscribe(self._on_cronjob)

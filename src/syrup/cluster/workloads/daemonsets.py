@@ -26,6 +26,7 @@ class DaemonSets(runtime.Controller):
 
     name = "daemonset"
     workers = 1
+    primary = ("apps", "v1", "daemonsets")
 
     def setup(self) -> None:
         self.nodes = self.ctx.informer("", "v1", "nodes")

@@ -40,6 +40,7 @@ class Deployments(runtime.Controller):
 
     name = "deployment"
     workers = 2
+    primary = ("apps", "v1", "deployments")
 
     def setup(self) -> None:
         self.ctx.informer("apps", "v1", "deployments").subscribe(self._on_deployment)

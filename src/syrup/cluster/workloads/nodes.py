@@ -158,6 +158,15 @@ class Kubelet(runtime.Controller):
         self._heartbeat: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def resync_keys(self) -> list[runtime.Key]:
+        """Pods on these nodes that are still alive (their next step may be due)."""
+        return [
+            (objects.namespace(p), objects.name(p))
+            for p in self.pods.items()
+            if self._ours(p) is not None
+            and objects.status(p).get("phase") not in ("Succeeded", "Failed")
+        ]
+
     def _ours(self, pod: Obj) -> int | None:
         index = node_index(str(objects.spec(pod).get("nodeName") or ""))
         return index if index is not None and index < self.count else None

@@ -148,6 +148,7 @@ class ReplicaSets(runtime.Controller):
 
     name = "replicaset"
     workers = 2
+    primary = ("apps", "v1", "replicasets")
 
     def setup(self) -> None:
         self.ctx.informer("apps", "v1", "replicasets").subscribe(self._on_rs)

@@ -186,6 +186,8 @@ class Queue:
         self._processing: set[Key] = set()
         self._again: set[Key] = set()
         self._delayed: list[tuple[float, int, Key]] = []
+        #: The earliest pending wake-up per key (later heap entries for it are stale).
+        self._due: dict[Key, float] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -205,6 +207,10 @@ class Queue:
             return
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
+        earlier = self._due.get(key)
+        if earlier is not None and earlier <= due:
+            return  # An earlier wake-up is already set; the key can ask again then.
+        self._due[key] = due
         heapq.heappush(self._delayed, (due, next(self._seq), key))
         if self._timer is None or self._timer.when() > due:
             if self._timer is not None:
@@ -216,8 +222,10 @@ class Queue:
         loop = asyncio.get_running_loop()
         now = loop.time()
         while self._delayed and self._delayed[0][0] <= now + 0.001:
-            _, _, key = heapq.heappop(self._delayed)
-            self.add(key)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) == due:
+                del self._due[key]
+                self.add(key)
         if self._delayed:
             self._timer = loop.call_at(self._delayed[0][0], self._promote)
 
@@ -279,6 +287,11 @@ class Controller:
 
     name = "controller"
     workers = 2
+    #: (group, version, plural) of the objects this controller reconciles, for resyncs.
+    primary: tuple[str, str, str] | None = None
+    #: Wall seconds between looks at every primary object, as client-go's resync period: a
+    #: safety net so that no lost wake-up can stall an object for good.
+    resync_seconds: float = 30.0
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -306,13 +319,38 @@ class Controller:
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         self.queue.add_after(key, delay)
 
+    def resync_keys(self) -> list[Key]:
+        """Keys to look at again on each resync: by default every primary object."""
+        if self.primary is None:
+            return []
+        return list(self.ctx.informer(*self.primary).cache)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key in self.resync_keys():
+                self.queue.add(key)
+
     async def run(self) -> None:
         """Work the queue until cancelled (:meth:`startup` has run already)."""
-        workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        tasks.append(asyncio.create_task(self._resync()))
         try:
-            await asyncio.gather(*workers)
+            while True:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                # A loop must never end quietly: log what ended it and start it again.
+                for task in done:
+                    index = tasks.index(task)
+                    if not task.cancelled() and task.exception() is not None:
+                        self.log.error(
+                            "controller loop ended; restarting it",
+                            error=repr(task.exception()),
+                        )
+                    tasks[index] = asyncio.create_task(
+                        self._resync() if index == len(tasks) - 1 else self._work()
+                    )
         finally:
-            for task in workers:
+            for task in tasks:
                 task.cancel()
             self.queue.close()
 

@@ -47,6 +47,7 @@ class StatefulSets(runtime.Controller):
 
     name = "statefulset"
     workers = 2
+    primary = ("apps", "v1", "statefulsets")
 
     def setup(self) -> None:
         self.ctx.informer("apps", "v1", "statefulsets").subscribe(self._on_set)
