@@ -24,15 +24,40 @@ def serve(
         min=1,
         help="Watch events kept for resuming watches; older resumes get 410 Gone.",
     ),
+    nodes: int = typer.Option(1, "--nodes", min=0, help="Simulated Ready nodes."),
+    speed: float | None = typer.Option(
+        None,
+        "--speed",
+        help="Simulated seconds per real second (default: a Deployment is ready in ~1 s).",
+    ),
+    registry: list[str] = typer.Option(
+        [],
+        "--registry",
+        help="HOST=URL: check image pulls from HOST against this Registry v2 URL (repeatable).",
+    ),
+    load_balancer: bool = typer.Option(
+        True,
+        "--load-balancer/--no-load-balancer",
+        help="Give LoadBalancer Services and Ingresses an address.",
+    ),
 ) -> None:
     """Start the local cluster's API server and write DATA_DIR/kubeconfig."""
-    from syrup.cluster import server
+    from syrup import errors
+    from syrup.cluster import server, workloads
 
+    try:
+        simulation = workloads.from_flags(
+            nodes=nodes, speed=speed, registries=registry, load_balancer=load_balancer
+        )
+    except errors.ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     server.run(
         server.ServeSettings(
             data_dir=paths.ensure_data_dir(data_dir),
             host=host,
             port=port,
             history_size=watch_history,
+            workloads=simulation,
         )
     )

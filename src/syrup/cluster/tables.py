@@ -161,6 +161,18 @@ def _job_status(obj: Obj) -> str:
     return "Running"
 
 
+def _hpa_targets(obj: Obj) -> str:
+    """``cpu: <unknown>/50%`` per metric, as kubectl prints before metrics arrive."""
+    parts = []
+    for metric in _spec(obj).get("metrics") or []:
+        source = metric.get(str(metric.get("type", "")).lower() or "resource") or {}
+        target = source.get("target") or {}
+        want = target.get("averageUtilization")
+        wanted = f"{want}%" if want is not None else target.get("averageValue") or "?"
+        parts.append(f"{source.get('name', metric.get('type', ''))}: <unknown>/{wanted}")
+    return ", ".join(parts) or "<none>"
+
+
 NAME: Column = ("Name", "string", 0, _name)
 AGE: Column = ("Age", "string", 0, age)
 
@@ -290,6 +302,23 @@ COLUMNS: dict[str, list[Column]] = {
             ),
         ),
         ("Message", "string", 0, lambda o: o.get("message", "")),
+    ],
+    "horizontalpodautoscalers.autoscaling": [
+        NAME,
+        (
+            "Reference",
+            "string",
+            0,
+            lambda o: (
+                f"{(_spec(o).get('scaleTargetRef') or {}).get('kind', '')}/"
+                f"{(_spec(o).get('scaleTargetRef') or {}).get('name', '')}"
+            ),
+        ),
+        ("Targets", "string", 0, _hpa_targets),
+        ("MinPods", "integer", 0, lambda o: _spec(o).get("minReplicas", 1)),
+        ("MaxPods", "integer", 0, lambda o: _spec(o).get("maxReplicas", 0)),
+        ("Replicas", "integer", 0, lambda o: _status(o).get("currentReplicas", 0)),
+        AGE,
     ],
     "persistentvolumeclaims": [
         NAME,
