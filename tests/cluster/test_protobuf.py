@@ -734,12 +734,7 @@ def test_a_deployment_decodes_well_under_a_millisecond():
 
 
 def settle(cluster: Cluster) -> None:
-    """Wait until the server answers again after a workload write.
-
-    TODO(until the workload controllers stop stalling the event loop): a failed reconcile right
-    after a Deployment, Job or Pod is created currently blocks the server for several seconds,
-    long enough for kubectl's 10 s TLS handshake timeout; this waits it out instead of racing it.
-    """
+    """Check the server answers before the next kubectl call (cheap on a healthy server)."""
     with cluster.client() as c:
         c.get("/readyz", timeout=120).raise_for_status()
 

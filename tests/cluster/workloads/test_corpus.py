@@ -70,10 +70,7 @@ def test_waffle_world_apps_reach_available_or_idle(sim_cluster: Callable[..., Cl
     for ns in namespaces:
         if ns not in existing:
             cluster.kubectl("create", "namespace", ns)
-    # TODO(when the server's OpenAPI serves autoscaling/v2 protobuf cleanly): drop --validate=false.
-    cluster.kubectl(
-        "apply", "--validate=false", "-f", "-", input=yaml.safe_dump_all(docs), timeout=300
-    )
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), timeout=300)
 
     def unsettled() -> list[str]:
         out = []
