@@ -255,3 +255,57 @@ def test_bad_input_of_each_kind_is_reported_and_other_apps_keep_syncing(
             ),
             timeout=30,
         )
+
+
+def test_the_refresh_annotation_and_an_operation_drive_a_manual_app(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    repo = make_repo()
+    repo.write("app/a.yaml", CM.format(name="a"))
+    first = repo.commit()
+    name = f"{ns}-manual"
+    path = f"{harness.APPS.format(ns=ns)}/{name}"
+    with cluster.client() as client:
+        harness.apply_app(
+            client, harness.application(name, ns, repo=repo.url, path="app", dest=name)
+        )
+        # Without automation nothing is applied: the app is OutOfSync on the first commit.
+        app = harness.wait_for(
+            "an OutOfSync comparison",
+            lambda: (
+                (a := harness.get_app(client, ns, name))
+                and harness.app_state(a)[0] == "OutOfSync"
+                and a
+            ),
+        )
+        assert app["status"]["sync"]["revision"] == first
+
+        # A new commit shows up at once when the refresh annotation asks for it.
+        repo.write("app/b.yaml", CM.format(name="b"))
+        second = repo.commit()
+        annotate = {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "hard"}}}
+        headers = {"Content-Type": "application/merge-patch+json"}
+        assert client.patch(path, json=annotate, headers=headers).status_code == 200
+        app = harness.wait_for(
+            "the refreshed revision",
+            lambda: (
+                (a := harness.get_app(client, ns, name))
+                and a.get("status", {}).get("sync", {}).get("revision") == second
+                and a
+            ),
+        )
+        assert "argocd.argoproj.io/refresh" not in (app["metadata"].get("annotations") or {})
+
+        # An operation (what `argocd app sync` writes) syncs it and is cleared afterwards.
+        operation = {
+            "operation": {
+                "sync": {"revision": second, "prune": True},
+                "initiatedBy": {"username": "alice"},
+            }
+        }
+        assert client.patch(path, json=operation, headers=headers).status_code == 200
+        app = harness.wait_synced_healthy(client, ns, name)
+    assert "operation" not in app
+    op = app["status"]["operationState"]
+    assert op["phase"] == "Succeeded" and op["operation"]["initiatedBy"] == {"username": "alice"}
+    cluster.kubectl("get", "configmap", "b", "-n", name)
