@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from syrup.kube import cache as kcache
 from tests.conftest import Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import EXAMPLES, Repo
@@ -309,3 +310,35 @@ def test_the_refresh_annotation_and_an_operation_drive_a_manual_app(
     op = app["status"]["operationState"]
     assert op["phase"] == "Succeeded" and op["operation"]["initiatedBy"] == {"username": "alice"}
     cluster.kubectl("get", "configmap", "b", "-n", name)
+
+
+def test_server_defaults_and_fields_of_other_managers_do_not_make_an_app_out_of_sync(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    repo = make_repo(EXAMPLES)
+    name = f"{ns}-owned"
+    with cluster.client() as client:
+        app = harness.application(name, ns, repo=repo.url, path="guestbook", dest=name)
+        app["spec"]["syncPolicy"]["automated"] = {}
+        harness.apply_app(client, app)
+        synced(client, ns, name)
+        # Another manager adds what Git never mentions; the server defaulted the rest.
+        cluster.kubectl("annotate", "deployment", "guestbook-ui", "team=web", "-n", name)
+        cluster.kubectl("label", "service", "guestbook-ui", "tier=front", "-n", name)
+        key = kcache.Key("apps", "Deployment", name, "guestbook-ui")
+
+        def seen() -> bool:
+            live = running.run(lambda: running.controller.cache.get(key)) or {}
+            return "team" in (live.get("metadata", {}).get("annotations") or {})
+
+        harness.wait_for("the controller's cache to see the annotation", seen)
+        syncs = running.run(lambda: running.controller.syncs)
+        running.run(lambda: running.controller.refresh(ns, name))
+        harness.wait_for("an idle controller", lambda: running.run(running.controller.idle))
+        status = harness.get_app(client, ns, name)["status"]
+    assert status["sync"]["status"] == "Synced"
+    assert all(r["status"] == "Synced" for r in status["resources"])
+    assert running.run(lambda: running.controller.syncs) == syncs
+    live = cluster.kubectl_json("get", "deployment", "guestbook-ui", "-n", name)
+    assert live["metadata"]["annotations"]["team"] == "web"
+    assert live["spec"]["strategy"]["type"] == "RollingUpdate"  # a server default
