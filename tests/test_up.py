@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
+import pytest
 import yaml
 
 from tests.api.harness import Up, git, start_up, wait_for
@@ -93,6 +95,17 @@ def test_first_start_prints_the_login_and_the_demo_deploys_a_push_and_survives_a
     wait_for("the demo apps after a restart", lambda: demo_healthy(again), timeout=240)
     assert replicas() == 3
     assert again.stop() == 0
+
+    # A lost password: --reset-admin-password prints a new one; the old one stops working.
+    reset = start_up(data, env={"SYRUP_ADMIN_PASSWORD": ""}, args=["--reset-admin-password"])
+    new_password = re.search(
+        r"password:\s+(\S+)\s+\(shown once", reset.log().split("Syrup is up")[-1]
+    )
+    assert new_password and new_password.group(1) != password.group(1), reset.log()
+    reset.login(password=new_password.group(1))
+    with pytest.raises(httpx.HTTPStatusError):
+        reset.login(password=password.group(1))
+    assert reset.stop() == 0
 
 
 def test_no_demo_starts_empty_and_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:

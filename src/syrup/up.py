@@ -47,6 +47,7 @@ class Settings:
     demo: bool | None = None
     namespace: str = "argocd"
     refresh_seconds: float = 120.0
+    reset_admin_password: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Banner:
     kubeconfig: Path
     demo_repo: str | None
     webhook_secret_path: Path
+    password_reset: bool = False
 
 
 class Platform:
@@ -109,6 +111,7 @@ class Platform:
                 host=self.settings.host,
                 port=self.settings.port,
                 namespace=self.settings.namespace,
+                reset_admin_password=self.settings.reset_admin_password,
             ),
             ctl=self.controller,
             metrics=metrics,
@@ -122,6 +125,7 @@ class Platform:
             kubeconfig=kubeconfig,
             demo_repo=self.demo_url,
             webhook_secret_path=self.api.webhook_secret_path,
+            password_reset=self.settings.reset_admin_password,
         )
 
     async def _install_demo(self) -> None:

@@ -38,6 +38,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     namespace: str = "argocd"
+    #: Give ``admin`` a new generated password (for a lost first-start password).
+    reset_admin_password: bool = False
 
 
 def _webhook_secret(path: Path) -> str:
@@ -64,6 +66,10 @@ class ApiServer:
         self.initial_password = self.accounts.ensure_admin(
             password=os.environ.get(ENV_ADMIN_PASSWORD) or None
         )
+        if settings.reset_admin_password and self.initial_password is None:
+            self.initial_password = auth.generate_password()
+            self.accounts.set_password(auth.ADMIN, current=None, new=self.initial_password)
+            _log.warning("admin password reset")
         self.webhook_secret_path = state / "webhook-secret"
         self.broker = events.Broker()
         self.metrics = metrics

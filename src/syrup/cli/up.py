@@ -25,12 +25,14 @@ def _print_banner(banner: up.Banner) -> None:
         f"  login:       {banner.username}",
     ]
     if banner.password is not None:
-        if os.environ.get("SYRUP_ADMIN_PASSWORD"):
+        if os.environ.get("SYRUP_ADMIN_PASSWORD") and not banner.password_reset:
             lines.append("  password:    (from SYRUP_ADMIN_PASSWORD)")
         else:
             lines.append(f"  password:    {banner.password}   (shown once: keep it)")
     else:
-        lines.append("  password:    the one printed on first start (syrup account --help)")
+        lines.append(
+            "  password:    as printed on first start (lost? syrup up --reset-admin-password)"
+        )
     lines += [
         f"  CLI:         syrup login {banner.url} --username {banner.username}",
         f"  KUBECONFIG={banner.kubeconfig}",
@@ -63,6 +65,9 @@ def run(
     refresh_seconds: float = typer.Option(
         120.0, "--refresh-seconds", help="How often apps are compared with Git."
     ),
+    reset_admin_password: bool = typer.Option(
+        False, "--reset-admin-password", help="Generate and print a new admin password."
+    ),
 ) -> None:
     """Start the local cluster, the GitOps controller and the API/UI; Ctrl-C stops them."""
     logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -77,6 +82,7 @@ def run(
         context=context,
         demo=demo,
         refresh_seconds=refresh_seconds,
+        reset_admin_password=reset_admin_password,
     )
     try:
         asyncio.run(up.serve(settings, on_ready=_print_banner))
