@@ -1066,7 +1066,22 @@ class Controller:
             return
         for f in mine:
             finalizers.remove(f)
-        await self._patch_app(obj, {"metadata": {"finalizers": finalizers}})
+        if finalizers:
+            await self._patch_app(obj, {"metadata": {"finalizers": finalizers}})
+            return
+        # NB: with no finalizer left the server deletes the Application at once; recording the
+        # patch answer could land after the watch's DELETED event and leave a ghost in the
+        # cache (a parent would then wait for it forever), so the cache forgets it instead.
+        res = self.cache.discovery.find(models.API_VERSION, "Application")
+        assert res is not None
+        with contextlib.suppress(kerrors.NotFound):
+            await self.client.merge_patch(
+                res,
+                namespace=meta.get("namespace"),
+                name=name,
+                patch={"metadata": {"finalizers": []}},
+            )
+        self.cache.forget(own_key)
 
 
 async def run(settings: Settings) -> None:
