@@ -59,11 +59,14 @@ def key_of(obj: dict[str, Any]) -> Key:
     return Key(group, str(obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta["name"]))
 
 
+def _rv(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
 def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether ``a`` is a later version of the same object than ``b``."""
-    ra = str((a.get("metadata") or {}).get("resourceVersion", ""))
-    rb = str((b.get("metadata") or {}).get("resourceVersion", ""))
-    return ra.isdigit() and rb.isdigit() and int(ra) > int(rb)
+    """Whether ``a`` is a later version of the same object than ``b`` (or as late)."""
+    ra, rb = _rv(a), _rv(b)
+    return ra.isdigit() and rb.isdigit() and int(ra) >= int(rb) and a is not b
 
 
 class LiveCache:
@@ -82,6 +85,8 @@ class LiveCache:
         self.tracking_label = tracking_label
         self.skipped = frozenset(skipped)
         self.objects: dict[Key, dict[str, Any]] = {}
+        #: Recently deleted keys and the resourceVersion of their deletion.
+        self._deleted: dict[Key, dict[str, Any]] = {}
         self.by_app: dict[str, set[Key]] = {}
         self.listeners: list[Listener] = []
         self.discovery_listeners: list[DiscoveryListener] = []
@@ -146,7 +151,7 @@ class LiveCache:
         are not integers the answer is stored and the watch corrects it.
         """
         key = key_of(obj)
-        current = self.objects.get(key)
+        current = self.objects.get(key) or self._deleted.get(key)
         if current is not None and _newer(current, obj):
             return
         self._store(key, obj)
@@ -175,6 +180,13 @@ class LiveCache:
             if new_app:
                 self.by_app.setdefault(new_app, set()).add(key)
         self._notify(key, old, obj)
+
+    def _tombstone(self, key: Key, obj: dict[str, Any]) -> None:
+        """A deletion the watch reported: remembered so a late write answer cannot revive it."""
+        self._deleted[key] = {"metadata": {"resourceVersion": _rv(obj)}}
+        while len(self._deleted) > 10_000:
+            self._deleted.pop(next(iter(self._deleted)))
+        self._remove(key)
 
     def _remove(self, key: Key) -> None:
         old = self.objects.pop(key, None)
@@ -239,8 +251,9 @@ class LiveCache:
                         obj.setdefault("apiVersion", res.api_version)
                         obj.setdefault("kind", res.kind)
                         if kind == "DELETED":
-                            self._remove(key_of(obj))
+                            self._tombstone(key_of(obj), obj)
                         else:
+                            self._deleted.pop(key_of(obj), None)
                             self._store(key_of(obj), obj)
             except asyncio.CancelledError:
                 raise
