@@ -61,3 +61,17 @@ def serve(
             workloads=simulation,
         )
     )
+
+
+def _mount_destination_commands() -> None:
+    """``syrup cluster add|list|rm`` manage destination clusters through the Syrup API.
+
+    They live with the other Argo-CD-style commands; only their place in the CLI is here.
+    """
+    from syrup.cli import argocd
+
+    for command in argocd.clusters_cmd.registered_commands:
+        app.registered_commands.append(command)
+
+
+_mount_destination_commands()
