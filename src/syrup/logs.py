@@ -71,6 +71,7 @@ def configure(*, fmt: LogFormat = "plain", level: str = "INFO") -> None:
     # uvicorn's access log is one line per request: far too loud at INFO for a watch-heavy API.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def get(name: str, **context: Any) -> structlog.stdlib.BoundLogger:

@@ -11,13 +11,13 @@ field set whenever the input was wrong.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -152,7 +152,9 @@ def _principal(request: Request) -> auth.Principal:
 Who = Annotated[auth.Principal, Depends(_principal)]
 
 
-def create_app(ctx: Context, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
+def create_app(
+    ctx: Context, *, ui_dir: Path | None = UI_DIR, routers: Sequence[APIRouter] = ()
+) -> FastAPI:
     api = FastAPI(
         title="Syrup API",
         version=__version__,
@@ -606,6 +608,10 @@ def create_app(ctx: Context, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
     async def prometheus(who: Who) -> Response:
         allow(who, "settings", "get", "metrics")
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # Routers of other components (the image updater's intake) come before the UI's catch-all.
+    for router in routers:
+        api.include_router(router)
 
     # -- the web UI -------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -23,6 +24,9 @@ from syrup import errors, logs
 from syrup.api import app as api_app
 from syrup.api import auth, events, metrics, rbac, service
 from syrup.gitops import controller as gcontroller
+from syrup.updater import config as updater_config
+from syrup.updater import http as updater_http
+from syrup.updater import updating
 
 _log = logs.get(__name__)
 
@@ -85,6 +89,9 @@ class ApiServer:
         self.port = settings.port
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self.image_events_token_path = state / "image-events-token"
+        self._updater: updating.Updater | None = None
+        self._updater_worker: updater_http.Worker | None = None
 
     @property
     def url(self) -> str:
@@ -99,7 +106,7 @@ class ApiServer:
         self.ctl.cache.listeners.append(self.metrics.on_change)
         self.metrics.watch_apps(self.context.service.applications)
         config = uvicorn.Config(
-            api_app.create_app(self.context),
+            api_app.create_app(self.context, routers=[self._image_events_router()]),
             host=self.settings.host,
             port=self.settings.port,
             log_config=None,
@@ -135,7 +142,39 @@ class ApiServer:
             self.port = int(sockets[0].getsockname()[1])
         _log.info("API and UI ready", url=self.url)
 
+    def _image_events_router(self) -> Any:
+        """Mount the image updater's intake: registry pushes become commits in Git.
+
+        The updater runs on its own thread; after each push it asks the controller (on this
+        loop) to refresh the applications whose source is the pushed repository at once.
+        Its configuration is ``DATA_DIR/updater.yaml`` when present.
+        """
+        loop = asyncio.get_running_loop()
+
+        def on_pushed(repo_url: str, branch: str, sha: str) -> None:
+            loop.call_soon_threadsafe(self.ctl.refresh_repo, repo_url)
+
+        path = self.settings.data_dir / "updater.yaml"
+        cfg = updater_config.load(path) if path.exists() else updater_config.UpdaterConfig()
+        self._updater = updating.Updater(
+            updating.UpdaterSettings(
+                data_dir=self.settings.data_dir, config=cfg, on_pushed=on_pushed
+            )
+        )
+        self._updater_worker = updater_http.Worker(self._updater, retry_failed_seconds=300.0)
+        self._updater_worker.start()
+        return updater_http.router(
+            self._updater,
+            token=_webhook_secret(self.image_events_token_path),
+            source_secrets={},
+            wake=self._updater_worker.wake,
+        )
+
     async def stop(self) -> None:
+        if self._updater_worker is not None:
+            await asyncio.to_thread(self._updater_worker.stop)
+        if self._updater is not None:
+            self._updater.close()
         self.broker.close()
         if self._server is not None:
             self._server.should_exit = True
