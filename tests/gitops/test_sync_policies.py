@@ -25,7 +25,8 @@ ROLE = (
     "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\n"
     "rules: []\n"
 )
-WIDGET = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+# A name the API server rejects: the dry run fails the same way on every attempt.
+INVALID = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n"
 
 
 @pytest.fixture
@@ -116,8 +117,8 @@ def test_a_failing_sync_is_retried_on_the_configured_backoff_then_given_up(
     cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
 ) -> None:
     repo = make_repo()
-    repo.write("app/widget.yaml", WIDGET)
-    repo.commit("a kind the cluster does not serve")
+    repo.write("app/invalid.yaml", INVALID)
+    repo.commit("an object the API server rejects")
     name = f"{ns}-retry"
     app = harness.application(name, ns, repo=repo.url, path="app", dest=name, automated={})
     app["spec"]["syncPolicy"]["retry"] = {
@@ -144,4 +145,4 @@ def test_a_failing_sync_is_retried_on_the_configured_backoff_then_given_up(
     assert len(running.run(attempts)) == 3
     with cluster.client() as client:
         op = harness.get_app(client, ns, name)["status"]["operationState"]
-    assert op["phase"] == "Failed" and "Widget" in op["message"]
+    assert op["phase"] == "Failed" and "Not_A_Valid_Name" in op["message"]

@@ -18,6 +18,11 @@ Shape (after Argo CD's application controller, REFERENCE.md):
   (a CRD applied) retries failed apps at once.
 * Status goes back in Argo CD's shape and is written only when it changed (apart from
   ``reconciledAt``), so an unchanged refresh cycle makes no API writes.
+* Issue 6 semantics come from their own modules: AppProject rules (:mod:`.projects`, checked
+  before any sync, resources included), sync options (:mod:`.options`), ignoreDifferences
+  (:mod:`.ignore`), ``syncPolicy.retry`` (:mod:`.retry`), history and rollback with the
+  pause flag (:mod:`.history`: ``operation.rollback`` and the ``syrup.dev/resume-automation``
+  annotation), and the resources finalizer's foreground/background variants.
 """
 
 from __future__ import annotations
@@ -405,7 +410,10 @@ class Controller:
     def _on_discovery(self, discovery: kclient.Discovery) -> None:
         self._discovery_id += 1
         for key, state in self.states.items():
-            if state.last_phase is sync.Phase.FAILED or any(t.res is None for t in state.targets):
+            missing = any(t.res is None for t in state.targets)
+            # An app under syncPolicy.retry keeps its backoff unless a kind it needs was missing.
+            failed = state.last_phase is sync.Phase.FAILED and not state.retry_times
+            if missing or failed:
                 state.retry_at = 0.0
                 self._enqueue(key)
 
