@@ -689,17 +689,38 @@ class Controller:
             except options.InvalidOption as exc:
                 await self._patch_app(obj, {"operation": None})
                 return self._refused(state, str(exc))
+            # operation.sync.revision: another commit than the tracked one, rendered for it.
+            targets, revision = state.targets, None
+            if op.revision and op.revision not in (state.sha, app.source.target_revision):
+                try:
+                    resolved = await self.repos.resolve(app.source.repo_url, op.revision)
+                    targets = await self._targets_at(app, app.source.repo_url, resolved.sha)
+                except (git.GitError, render.RenderError) as exc:
+                    await self._patch_app(obj, {"operation": None})
+                    return self._refused(state, f"sync to {op.revision} failed: {exc}")
+                revision = resolved.sha
+            # operation.sync.resources: a subset; the rest is neither applied nor pruned.
+            subset = ((obj.get("operation") or {}).get("sync") or {}).get("resources")
+            if subset:
+                targets = [t for t in targets if _selected(t, subset)]
             opts = sync.Options(
-                prune=op.prune,
+                prune=op.prune and not subset,
                 create_namespace="CreateNamespace=true" in (op.options | app.sync_policy.options),
                 namespace=app.destination.namespace,
                 dry_run=op.dry_run,
                 validate="Validate=false" not in (op.options | app.sync_policy.options),
                 app=app_options,
+                subset=bool(subset),
             )
             initiated = dict((obj.get("operation") or {}).get("initiatedBy") or {})
             result = await self._sync(
-                obj, app, state, opts, initiated=initiated or {"username": "syrup"}
+                obj,
+                app,
+                state,
+                opts,
+                initiated=initiated or {"username": "syrup"},
+                targets=targets,
+                revision=revision,
             )
             await self._patch_app(obj, {"operation": None})
             return result
@@ -741,6 +762,20 @@ class Controller:
         )
         return await self._sync(obj, app, state, opts, initiated={"automated": True})
 
+    async def _targets_at(self, app: models.Application, url: str, sha: str) -> list[sync.Target]:
+        """The app rendered at another commit (rollback, sync to a revision), uncached."""
+        root = await self.repos.snapshot(url, sha)
+        req = render.Request(
+            repo_url=url,
+            sha=sha,
+            source=app.source,
+            app_name=app.name,
+            namespace=app.destination.namespace,
+            capabilities=self._capabilities(),
+        )
+        result = await asyncio.to_thread(render.render_now, req, root)
+        return self._prepare(app, result)
+
     def _refused(self, state: AppState, message: str) -> dict[str, Any]:
         """An operation that could not start: a Failed operationState saying why."""
         now = _now()
@@ -777,16 +812,7 @@ class Controller:
         entry = plan.entry
         url = str(entry.source.get("repoURL") or app.source.repo_url)
         try:
-            root = await self.repos.snapshot(url, entry.revision)
-            req = render.Request(
-                repo_url=url,
-                sha=entry.revision,
-                source=app.source,
-                app_name=app.name,
-                namespace=app.destination.namespace,
-                capabilities=self._capabilities(),
-            )
-            result = await asyncio.to_thread(render.render_now, req, root)
+            targets = await self._targets_at(app, url, entry.revision)
         except (git.GitError, render.RenderError) as exc:
             return self._refused(state, f"rollback to {entry.id} failed: {exc}")
         if plan.pause:
@@ -808,7 +834,7 @@ class Controller:
             state,
             opts,
             initiated=initiated or {"username": "syrup"},
-            targets=self._prepare(app, result),
+            targets=targets,
             revision=entry.revision,
             source=dict(entry.source),
         )
@@ -1090,6 +1116,21 @@ class Controller:
                 patch={"metadata": {"finalizers": []}},
             )
         self.cache.forget(own_key)
+
+
+def _selected(target: sync.Target, wanted: Any) -> bool:
+    """Whether ``operation.sync.resources`` ({group, kind, name, namespace}) names the target."""
+    for item in wanted if isinstance(wanted, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        if (
+            str(item.get("group") or "") == target.key.group
+            and item.get("kind") == target.key.kind
+            and item.get("name") == target.key.name
+            and (not item.get("namespace") or item.get("namespace") == target.key.namespace)
+        ):
+            return True
+    return False
 
 
 async def run(settings: Settings) -> None:

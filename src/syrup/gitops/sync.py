@@ -370,6 +370,8 @@ class Options:
     app: options.SyncOptions = field(default_factory=options.SyncOptions)
     #: How long one wave may take to become healthy (hooks: to finish).
     step_timeout: float = hooks.STEP_TIMEOUT
+    #: Only some of the app's resources are synced: nothing else is pruned or reported.
+    subset: bool = False
 
 
 def _result(target: Target, code: ResultCode, message: str) -> ResourceResult:
@@ -438,7 +440,8 @@ class Syncer:
                 results,
             )
 
-        await self._prune(targets, results, prune=opts.prune)
+        if not opts.subset:
+            await self._prune(targets, results, prune=opts.prune)
         return Outcome(Phase.SUCCEEDED, "successfully synced (all tasks run)", results)
 
     async def _dry_run_all(
