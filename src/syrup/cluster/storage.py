@@ -59,9 +59,17 @@ _GENERATION_CORE = frozenset({"pods", "replicationcontrollers"})
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_last_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    """Kubernetes timestamps: RFC 3339, UTC, whole seconds."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Kubernetes timestamps: RFC 3339, UTC, whole seconds (formatted once per second)."""
+    global _last_stamp
+    second = int(time.time())
+    if _last_stamp[0] != second:
+        stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _last_stamp = (second, stamp)
+    return _last_stamp[1]
 
 
 @dataclass(frozen=True)
@@ -274,8 +282,14 @@ class Store:
             raw = bytes(data)
             labels = (orjson.loads(raw).get("metadata") or {}).get("labels") or {}
             self._data[gr][(ns, name)] = _Record(rv, raw, labels)
-        row = self._db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
-        self._rv = int(row[0]) if row else 0
+        # The newest event always stays in the table (trimming keeps the latest), so the
+        # current version is the highest one recorded anywhere; no per-write bookkeeping row.
+        row = self._db.execute(
+            "SELECT MAX(v) FROM (SELECT MAX(rv) AS v FROM events UNION ALL "
+            "SELECT MAX(rv) FROM objects UNION ALL "
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key IN ('rv', 'compacted'))"
+        ).fetchone()
+        self._rv = int(row[0]) if row and row[0] is not None else 0
         row = self._db.execute("SELECT value FROM meta WHERE key='compacted'").fetchone()
         self._compacted_rv = int(row[0]) if row else 0
         for rv, gr, ns, etype, data, ts in self._db.execute(
@@ -414,7 +428,6 @@ class Store:
                 "INSERT INTO events (rv, gr, ns, type, data, ts) VALUES (?,?,?,?,?,?)",
                 (rv, gr, namespace, etype, raw, ts),
             )
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (rv,))
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
