@@ -114,8 +114,18 @@ def _error_body(response: httpx.Response) -> Any:
 class Client:
     """Async client bound to one kubeconfig context."""
 
-    def __init__(self, http: httpx.AsyncClient, *, server: str, namespace: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        server: str,
+        namespace: str,
+        watch_http: httpx.AsyncClient | None = None,
+    ) -> None:
         self.http = http
+        #: Watches hold a connection each for minutes; they get their own pool so requests
+        #: never queue behind them, and the request pool stays small (cheap to schedule).
+        self.watch_http = watch_http or http
         self.server = server
         self.namespace = namespace
         #: Requests sent, by method ("PATCH dry-run" counted apart): for metrics and benchmarks.
@@ -134,16 +144,25 @@ class Client:
         params = client_adapter.ConnectionParams(
             timeout=httpx.Timeout(30, connect=10), trust_env=False
         )
-        # lightkube's adapter resolves TLS and auth from the kubeconfig; Syrup adds a pool big
-        # enough for one long-lived watch per resource type plus concurrent workers.
+        # lightkube's adapter resolves TLS and auth from the kubeconfig. Requests share a small
+        # pool (the pool's scheduler scans every connection per request, so a large one costs
+        # CPU at scale); watches, one long-lived stream per resource type, get their own.
         http = httpx.AsyncClient(
             **params.httpx_params(single),
-            limits=httpx.Limits(max_connections=400, max_keepalive_connections=100),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
-        return cls(http, server=single.cluster.server, namespace=single.namespace)
+        watch_http = httpx.AsyncClient(
+            **params.httpx_params(single),
+            limits=httpx.Limits(max_connections=400, max_keepalive_connections=400),
+        )
+        return cls(
+            http, server=single.cluster.server, namespace=single.namespace, watch_http=watch_http
+        )
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self.watch_http is not self.http:
+            await self.watch_http.aclose()
 
     async def request(
         self,
@@ -250,7 +269,7 @@ class Client:
             "timeoutSeconds": str(timeout),
         }
         try:
-            async with self.http.stream(
+            async with self.watch_http.stream(
                 "GET",
                 res.path(),
                 params=params,
