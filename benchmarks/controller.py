@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from syrup.gitops import controller as gcontroller
 from syrup.kube import cache as kcache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _controller_common import app_states, application, cpu_seconds, start_cluster
 
 BIN = Path(sys.executable).parent
 
@@ -116,65 +116,6 @@ def make_monorepo(root: Path, apps: int) -> tuple[Path, Path]:
     return work, bare
 
 
-def start_cluster(data_dir: Path) -> subprocess.Popen[bytes]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(BIN / "syrup"), "cluster", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=open(data_dir / "cluster.log", "wb"),  # noqa: SIM115 - owned by the server
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (data_dir / "kubeconfig").exists():
-            token = (data_dir / "token").read_text().strip()
-            with contextlib.suppress(httpx.HTTPError):
-                r = httpx.get(
-                    f"https://127.0.0.1:{port}/readyz",
-                    verify=str(data_dir / "pki" / "ca.crt"),
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                if r.status_code == 200:
-                    return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the local cluster did not start")
-
-
-def application(i: int, repo: Path) -> dict[str, Any]:
-    name = f"app-{i:03d}"
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": name, "namespace": "argocd"},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": str(repo), "path": f"apps/{name}", "targetRevision": "HEAD"},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
-            "syncPolicy": {"automated": {"prune": True}, "syncOptions": ["CreateNamespace=true"]},
-        },
-    }
-
-
-def cpu_seconds() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def app_states(ctl: gcontroller.Controller) -> dict[str, tuple[str, str, str]]:
-    out = {}
-    for obj in ctl.cache.of_kind("argoproj.io", "Application"):
-        status = obj.get("status") or {}
-        out[obj["metadata"]["name"]] = (
-            (status.get("sync") or {}).get("status", ""),
-            (status.get("health") or {}).get("status", ""),
-            (status.get("sync") or {}).get("revision", ""),
-        )
-    return out
-
-
 async def wait(
     predicate: Any, *, timeout: float, every: float = 0.05, explain: Any = None
 ) -> float:
@@ -210,7 +151,9 @@ async def bench(apps: int, root: Path) -> None:
 
         async def create(i: int) -> None:
             async with sem:
-                await ctl.client.apply(res, application(i, bare), field_manager="bench")
+                await ctl.client.apply(
+                    res, application(f"app-{i:03d}", bare), field_manager="bench"
+                )
 
         await asyncio.gather(*(create(i) for i in range(apps)))
 

@@ -27,20 +27,20 @@ import io
 import os
 import pstats
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from syrup.gitops import controller as gcontroller
 from syrup.kube import cache as kcache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _controller_common import app_states, application, cpu_seconds, start_cluster, wait
 
 BIN = Path(sys.executable).parent
 
@@ -105,74 +105,6 @@ def make_monorepo(root: Path, apps: int, per_app: int) -> tuple[Path, Path]:
     return work, bare
 
 
-def start_cluster(data_dir: Path) -> subprocess.Popen[bytes]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (data_dir / "cluster.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "syrup"), "cluster", "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (data_dir / "kubeconfig").exists():
-            token = (data_dir / "token").read_text().strip()
-            with contextlib.suppress(httpx.HTTPError):
-                answer = httpx.get(
-                    f"https://127.0.0.1:{port}/readyz",
-                    verify=str(data_dir / "pki" / "ca.crt"),
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                if answer.status_code == 200:
-                    return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the local cluster did not start")
-
-
-def application(name: str, repo: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": name, "namespace": "argocd"},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": str(repo), "path": f"apps/{name}", "targetRevision": "HEAD"},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
-            "syncPolicy": {"automated": {"prune": True}, "syncOptions": ["CreateNamespace=true"]},
-        },
-    }
-
-
-def cpu_seconds() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def states(ctl: gcontroller.Controller) -> dict[str, tuple[str, str, str]]:
-    out = {}
-    for obj in ctl.cache.of_kind("argoproj.io", "Application"):
-        status = obj.get("status") or {}
-        out[obj["metadata"]["name"]] = (
-            (status.get("sync") or {}).get("status", ""),
-            (status.get("health") or {}).get("status", ""),
-            (status.get("sync") or {}).get("revision", ""),
-        )
-    return out
-
-
-async def wait(predicate: Callable[[], bool], *, timeout: float, every: float = 0.1) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        await asyncio.sleep(every)
-    raise SystemExit(f"timed out after {timeout:.0f}s")
-
-
 def profile_summary(profiler: cProfile.Profile, *, top: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
@@ -215,7 +147,7 @@ async def bench(apps: int, per_app: int, root: Path, *, top: int) -> None:
         await asyncio.gather(*(create(n) for n in names))
 
         def converged() -> bool:
-            good = [s for s in states(ctl).values() if s[:2] == ("Synced", "Healthy")]
+            good = [s for s in app_states(ctl).values() if s[:2] == ("Synced", "Healthy")]
             return len(good) == apps
 
         await wait(converged, timeout=1800, every=0.5)
@@ -256,7 +188,7 @@ async def bench(apps: int, per_app: int, root: Path, *, top: int) -> None:
         ctl.refresh_repo(str(bare))
 
         def target_synced() -> bool:
-            state = states(ctl).get(target)
+            state = app_states(ctl).get(target)
             cm = ctl.cache.get(kcache.Key("", "ConfigMap", target, "config-0"))
             applied = cm is not None and (cm.get("data") or {}).get("version") == "2"
             return state is not None and state[0] == "Synced" and state[2] == head and applied
