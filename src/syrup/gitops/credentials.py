@@ -95,10 +95,18 @@ class RepoCredentials:
     ssh_private_key: str = field(default="", repr=False)
     insecure: bool = False
     kind: str = "git"
+    #: ``enableOCI``: a ``helm`` repository that is an OCI registry (its url has no scheme).
+    oci: bool = False
+    #: ``insecureOCIForceHttp``: talk to the OCI registry over plain HTTP.
+    force_http: bool = False
 
     @property
     def ssh(self) -> bool:
         return bool(self.ssh_private_key)
+
+    @property
+    def helm(self) -> bool:
+        return self.kind == "helm" or self.oci
 
 
 def repo_credentials(secret: Mapping[str, Any]) -> RepoCredentials:
@@ -121,6 +129,8 @@ def repo_credentials(secret: Mapping[str, Any]) -> RepoCredentials:
         ssh_private_key=data.get("sshPrivateKey", ""),
         insecure=data.get("insecure", "").lower() == "true",
         kind=data.get("type", "git") or "git",
+        oci=data.get("enableOCI", "").lower() == "true",
+        force_http=data.get("insecureOCIForceHttp", "").lower() == "true",
     )
     if creds.password and not creds.username and not creds.ssh:
         # A token alone: Git hosts accept any user name beside a token.
@@ -143,6 +153,23 @@ def match(url: str, candidates: Iterable[RepoCredentials]) -> RepoCredentials | 
             return creds
     templates = [c for c in items if c.template and url.startswith(c.url)]
     return max(templates, key=lambda c: len(c.url), default=None)
+
+
+def match_chart(url: str, candidates: Iterable[RepoCredentials]) -> RepoCredentials | None:
+    """The ``helm`` credentials for a chart repository (``oci://`` or not, as Argo CD keeps
+    OCI registries without the scheme)."""
+    bare = url.removeprefix("oci://")
+    helm_creds = [
+        RepoCredentials(**{**c.__dict__, "url": c.url.removeprefix("oci://")})
+        for c in candidates
+        if c.helm
+    ]
+    return match(bare, helm_creds)
+
+
+def git_candidates(candidates: Iterable[RepoCredentials]) -> list[RepoCredentials]:
+    """The Secrets that may hold git credentials (not those of Helm repositories)."""
+    return [c for c in candidates if not c.helm]
 
 
 def _private_file(directory: Path, name: str, text: str) -> Path:

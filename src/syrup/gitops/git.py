@@ -10,6 +10,11 @@ read-only snapshot that every Application of that commit shares.
 Fetched repositories are untrusted: hooks never run (``core.hooksPath=/dev/null``), prompts are
 disabled so an unreachable or private remote fails fast instead of hanging a worker.
 
+Every call that talks to a remote (``ls-remote``, ``fetch``) gets the credentials that
+:attr:`RepoCache.credentials` finds for its URL (Argo CD's ``repository`` and ``repo-creds``
+Secrets) through :func:`syrup.gitops.credentials.git_env`: private files that live only for
+that call, never a command line or a log line.
+
 Trade-off: a whole-repo fetch of every branch and tag is simpler and fast for GitOps repos
 (small, text only); a shallow fetch of one SHA would need ``uploadpack.allowReachableSHA1InWant``
 on the server.
@@ -25,11 +30,12 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from syrup import errors, logs
+from syrup.gitops import credentials
 
 _log = logs.get(__name__)
 
@@ -69,15 +75,28 @@ def normalize_url(url: str) -> str:
     return str(Path(url).expanduser().resolve())
 
 
+#: Finds the credentials for a repository URL (None: go without).
+CredentialsLookup = Callable[[str], "credentials.RepoCredentials | None"]
+
+
 async def _run(
-    args: list[str], *, cwd: Path | None = None, timeout: float = 60.0, what: str
+    args: list[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    what: str,
+    auth: Mapping[str, str] | None = None,
 ) -> str:
-    """Run ``git`` with the safety switches; raise :class:`RepoUnavailable` on failure."""
+    """Run ``git`` with the safety switches; raise :class:`RepoUnavailable` on failure.
+
+    ``auth`` is the environment :func:`credentials.git_env` made for a remote call.
+    """
     env: Mapping[str, str] = {
         **os.environ,
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ASKPASS": "true",
         "GCM_INTERACTIVE": "never",
+        **(auth or {}),
     }
     proc = await asyncio.create_subprocess_exec(
         "git",
@@ -120,6 +139,14 @@ class RepoCache:
         self._known: set[tuple[Path, str]] = set()
         self.ls_remote_calls = 0
         self.fetches = 0
+        #: Set by the controller: the credentials its Secrets hold for a URL.
+        self.credentials: CredentialsLookup | None = None
+
+    async def _remote(self, args: list[str], *, url: str, what: str, timeout: float) -> str:
+        """A git call against ``url``'s remote, with the credentials found for it."""
+        creds = self.credentials(url) if self.credentials is not None else None
+        with credentials.git_env(creds, url=url) as auth:
+            return await _run(args, what=what, timeout=timeout, auth=auth)
 
     def _lock(self, url: str) -> asyncio.Lock:
         return self._locks.setdefault(url, asyncio.Lock())
@@ -168,7 +195,7 @@ class RepoCache:
 
     async def _ls_remote(self, url: str) -> dict[str, str]:
         self.ls_remote_calls += 1
-        out = await _run(["ls-remote", url], what=f"repository {url}", timeout=30)
+        out = await self._remote(["ls-remote", url], url=url, what=f"repository {url}", timeout=30)
         refs: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
@@ -247,7 +274,7 @@ class RepoCache:
                 return clone
             self.fetches += 1
             _log.info("fetching repository", repo=url, want=want)
-            await _run(
+            await self._remote(
                 [
                     "--git-dir",
                     str(clone),
@@ -259,6 +286,7 @@ class RepoCache:
                     "+refs/heads/*:refs/remotes/origin/*",
                     "+refs/tags/*:refs/tags/*",
                 ],
+                url=url,
                 what=f"repository {url}",
                 timeout=300,
             )

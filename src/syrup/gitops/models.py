@@ -9,6 +9,7 @@ about fields Syrup does not implement yet, which it ignores like an older Argo C
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,6 +23,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 IN_CLUSTER_NAME = "in-cluster"
 REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
+#: ``;``-separated paths whose change re-renders the app (relative to the source path, or
+#: absolute from the repository root with a leading ``/``; ``.`` is the source path itself).
+GENERATE_PATHS_ANNOTATION = "argocd.argoproj.io/manifest-generate-paths"
 TRACKING_LABEL = "app.kubernetes.io/instance"
 
 
@@ -70,12 +74,28 @@ class DirectorySource:
 
 @dataclass(frozen=True)
 class Source:
+    """One ``spec.source`` or one entry of ``spec.sources``.
+
+    A source with ``chart`` comes from a Helm chart repository (``repoURL`` is the repository,
+    ``oci://`` for a registry) and ``targetRevision`` is a chart version or a semver range.
+    A source with ``ref`` names its repository for ``$ref/...`` value files of other sources;
+    it contributes manifests only when it also sets ``path`` or ``chart``.
+    """
+
     repo_url: str
     path: str = "."
     target_revision: str = "HEAD"
     helm: HelmSource | None = None
     kustomize: KustomizeSource | None = None
     directory: DirectorySource | None = None
+    chart: str = ""
+    ref: str = ""
+    #: Whether the spec set ``path`` (a ``ref`` source without one renders nothing).
+    path_given: bool = True
+
+    @property
+    def renders(self) -> bool:
+        return not self.ref or bool(self.chart) or self.path_given
 
     def render_key(self) -> str:
         """Everything but the revision that changes what renders: part of the cache key."""
@@ -127,10 +147,21 @@ class Application:
     refresh: str | None
     generation: int
     spec_hash: str
+    #: Every source in order: ``spec.sources`` when given (it wins, as in Argo CD), else the
+    #: one ``spec.source``. ``source`` is the first of them.
+    sources: tuple[Source, ...] = ()
+    #: ``spec.sources`` was used: status carries ``revisions``/``sources`` lists.
+    multi_source: bool = False
+    #: The manifest-generate-paths annotation split on ``;`` (None: not set).
+    generate_paths: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def repo_urls(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.repo_url for s in self.sources or (self.source,)))
 
 
 def _plain(value: Any) -> Any:
@@ -232,16 +263,46 @@ def _kustomize(raw: Mapping[str, Any], where: str) -> KustomizeSource:
     )
 
 
+def _chart_repo(repo: str) -> str:
+    """Argo CD takes a registry host without a scheme as an OCI registry."""
+    if "://" in repo:
+        return repo.rstrip("/")
+    return f"oci://{repo.rstrip('/')}"
+
+
 def _source(raw: Mapping[str, Any], where: str) -> Source:
     repo = _str(raw, "repoURL", where)
     if not repo:
         raise InvalidSpec("repoURL is required", where=f"{where}.repoURL")
+    chart = _str(raw, "chart", where).strip()
+    ref = _str(raw, "ref", where).strip()
+    if ref and not re.fullmatch(r"[A-Za-z0-9_-]+", ref):
+        raise InvalidSpec("a ref is a name of letters, digits, '-' and '_'", where=f"{where}.ref")
+    if chart:
+        if "/" in chart or chart.startswith("."):
+            raise InvalidSpec("a chart is a name, not a path", where=f"{where}.chart")
+        if raw.get("kustomize") is not None or raw.get("directory") is not None:
+            raise InvalidSpec("a chart source takes helm options only", where=f"{where}.chart")
+        repo = _chart_repo(repo)
+        revision = _str(raw, "targetRevision", where).strip()
+        if not revision:
+            raise InvalidSpec(
+                "a chart source needs targetRevision (a version or a range such as 1.2.*)",
+                where=f"{where}.targetRevision",
+            )
+        try:
+            _check_range(revision)
+        except ValueError as exc:
+            raise InvalidSpec(str(exc), where=f"{where}.targetRevision") from None
     helm = raw.get("helm")
     kustomize = raw.get("kustomize")
     directory = raw.get("directory")
     dmap = _map(directory, f"{where}.directory")
     return Source(
         repo_url=repo,
+        chart=chart,
+        ref=ref,
+        path_given=bool(_str(raw, "path", where)),
         path=_str(raw, "path", where, ".") or ".",
         target_revision=_str(raw, "targetRevision", where, "HEAD") or "HEAD",
         helm=_helm(_map(helm, f"{where}.helm"), f"{where}.helm") if helm is not None else None,
@@ -292,18 +353,19 @@ def parse_application(obj: Mapping[str, Any]) -> Application:
     meta = _map(obj.get("metadata"), "metadata")
     spec = _map(obj.get("spec"), "spec")
     name = _str(meta, "name", "metadata")
-    if "source" not in spec:
-        if "sources" in spec:
-            raise InvalidSpec("multiple sources are not supported yet", where="spec.sources")
-        raise InvalidSpec("source is required", where="spec.source")
+    sources = _sources(spec)
     dest = _map(spec.get("destination"), "spec.destination")
     annotations = _map(meta.get("annotations"), "metadata.annotations")
     refresh = annotations.get(REFRESH_ANNOTATION)
+    generate = annotations.get(GENERATE_PATHS_ANNOTATION)
     return Application(
         namespace=_str(meta, "namespace", "metadata"),
         name=name,
         project=_str(spec, "project", "spec", "default") or "default",
-        source=_source(_map(spec.get("source"), "spec.source"), "spec.source"),
+        source=sources[0],
+        sources=sources,
+        multi_source=bool(spec.get("sources")),
+        generate_paths=_generate_paths(generate) if generate is not None else None,
         destination=Destination(
             server=_str(dest, "server", "spec.destination"),
             name=_str(dest, "name", "spec.destination"),
@@ -317,6 +379,70 @@ def parse_application(obj: Mapping[str, Any]) -> Application:
         generation=int(meta.get("generation") or 0),
         spec_hash=json.dumps(spec, sort_keys=True, default=str),
     )
+
+
+def _sources(spec: Mapping[str, Any]) -> tuple[Source, ...]:
+    """``spec.sources`` when it has entries (it wins over ``spec.source``), else the one."""
+    raw = spec.get("sources")
+    if raw:
+        if not isinstance(raw, list):
+            raise InvalidSpec("expected a list", where="spec.sources")
+        out = tuple(
+            _source(_map(s, f"spec.sources[{i}]"), f"spec.sources[{i}]") for i, s in enumerate(raw)
+        )
+        names = [s.ref for s in out if s.ref]
+        for i, source in enumerate(out):
+            if source.ref and names.count(source.ref) > 1:
+                raise InvalidSpec(
+                    f"ref {source.ref!r} is used twice", where=f"spec.sources[{i}].ref"
+                )
+        for i, source in enumerate(out):
+            for j, name in enumerate(source.helm.value_files if source.helm else ()):
+                ref = name[1:].split("/", 1)[0] if name.startswith("$") else ""
+                if ref and ref not in names:
+                    raise InvalidSpec(
+                        f"no source has ref {ref!r}",
+                        where=f"spec.sources[{i}].helm.valueFiles[{j}]",
+                    )
+        if not any(s.renders for s in out):
+            raise InvalidSpec(
+                "no source renders manifests (each has only ref)", where="spec.sources"
+            )
+        return out
+    if spec.get("source") is None:
+        raise InvalidSpec("source or sources is required", where="spec.source")
+    return (_source(_map(spec.get("source"), "spec.source"), "spec.source"),)
+
+
+def _generate_paths(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, str):
+        raise InvalidSpec(
+            "expected a string", where=f"metadata.annotations[{GENERATE_PATHS_ANNOTATION}]"
+        )
+    return tuple(p.strip() for p in raw.split(";") if p.strip())
+
+
+_RANGE_WORD = re.compile(
+    r"(\^|~>?|>=|<=|!=|>|<|=)?v?(\d+|[xX*])(\.(\d+|[xX*])){0,2}"
+    r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
+)
+
+
+def _check_range(text: str) -> None:
+    """A chart version or a semver range in the syntax Helm reads; ValueError otherwise.
+
+    Only the shape is checked here (a wrong word is named at once); the chart repository
+    layer evaluates the range.
+    """
+    for alternative in text.split("||"):
+        # An operator may stand apart from its version (">= 1.0"), a hyphen range is "a - b".
+        glued = re.sub(r"([<>=!~^]+)\s+", r"\1", alternative.strip())
+        words = [w for w in re.split(r"[\s,]+", glued) if w and w != "-"]
+        if not words:
+            raise ValueError(f"empty version range in {text!r}")
+        for word in words:
+            if not _RANGE_WORD.fullmatch(word):
+                raise ValueError(f"{word!r} is neither a chart version nor a semver range")
 
 
 @dataclass(frozen=True)

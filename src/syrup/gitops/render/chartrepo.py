@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import threading
 import time
@@ -317,6 +318,25 @@ class ChartRepos:
         except herrors.HelmError as exc:
             raise RepoUnavailable(f"{where}: {exc}") from exc
         return Fetched(path=target, version=version, digest=digest)
+
+    def unpack(self, fetched: Fetched) -> Path:
+        """The archive extracted once into a shared read-only tree (the chart in its folder)."""
+        target = self.cache_dir / "trees" / fetched.path.stem
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
+        try:
+            with tarfile.open(fetched.path) as tar:
+                tar.extractall(tmp, filter="data")
+            os.replace(tmp, target)
+        except OSError as exc:
+            # Another worker may have put the same tree in place first.
+            if not target.exists():
+                raise RepoUnavailable(f"{fetched.path.name}: cannot unpack: {exc}") from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
 
     def _download(
         self, target: Path, pull: Callable[[str], Any], *, expect: str | None, where: str

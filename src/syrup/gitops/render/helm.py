@@ -51,11 +51,35 @@ def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return out
 
 
-def _value_file(chart_dir: Path, repo_root: Path, name: str, *, ignore_missing: bool) -> Any:
+def ref_file(name: str) -> tuple[str, str] | None:
+    """``$ref/path/values.yaml`` as (ref, path), or None for a file of the chart's own tree."""
+    if not name.startswith("$"):
+        return None
+    ref, _, rest = name[1:].partition("/")
+    return ref, rest
+
+
+def _value_file(
+    chart_dir: Path,
+    repo_root: Path,
+    name: str,
+    *,
+    ignore_missing: bool,
+    refs: Mapping[str, Path],
+) -> Any:
     where = f"{chart_dir.relative_to(repo_root).as_posix()}/{name}"
     if "://" in name:
         raise _manifests.RenderError("remote value files are not supported", where=where)
-    path = (chart_dir / name).resolve()
+    in_ref = ref_file(name)
+    if in_ref is not None:
+        # A file of another source's repository, at that source's targetRevision.
+        where = name
+        if in_ref[0] not in refs:
+            raise _manifests.RenderError(f"no source has ref {in_ref[0]!r}", where=where)
+        repo_root = refs[in_ref[0]]
+        path = (repo_root / in_ref[1]).resolve()
+    else:
+        path = (chart_dir / name).resolve()
     if not path.is_relative_to(repo_root.resolve()):
         raise _manifests.RenderError("value file is outside the repository", where=where)
     if not path.is_file():
@@ -63,6 +87,8 @@ def _value_file(chart_dir: Path, repo_root: Path, name: str, *, ignore_missing: 
             return None
         raise _manifests.RenderError("value file does not exist", where=where)
     rel = path.relative_to(repo_root.resolve()).as_posix()
+    if in_ref is not None:
+        rel = f"${in_ref[0]}/{rel}"
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
@@ -74,12 +100,26 @@ def _value_file(chart_dir: Path, repo_root: Path, name: str, *, ignore_missing: 
     return loaded
 
 
-def user_values(chart_dir: Path, repo_root: Path, spec: models.HelmSource) -> dict[str, Any]:
-    """The values a user gave, merged in Argo CD's order of precedence."""
+def user_values(
+    chart_dir: Path,
+    repo_root: Path,
+    spec: models.HelmSource,
+    *,
+    refs: Mapping[str, Path] | None = None,
+) -> dict[str, Any]:
+    """The values a user gave, merged in Argo CD's order of precedence.
+
+    ``refs`` maps the ``ref`` names of an app's other sources to their trees, for value files
+    written ``$ref/path``.
+    """
     merged: dict[str, Any] = {}
     for name in spec.value_files:
         loaded = _value_file(
-            chart_dir, repo_root, name, ignore_missing=spec.ignore_missing_value_files
+            chart_dir,
+            repo_root,
+            name,
+            ignore_missing=spec.ignore_missing_value_files,
+            refs=refs or {},
         )
         if loaded:
             merged = deep_merge(merged, loaded)
@@ -142,8 +182,19 @@ def watched_paths(chart_dir: Path, chart_path: str, spec: models.HelmSource | No
     else:
         paths = [_normpath(f"{chart_path}/{name}") for name in _CHART_INPUTS]
     for name in spec.value_files if spec else ():
-        paths.append(_normpath((Path(chart_path) / name).as_posix()))
+        if ref_file(name) is None:
+            paths.append(_normpath((Path(chart_path) / name).as_posix()))
     return list(dict.fromkeys(paths))
+
+
+def ref_watched(spec: models.HelmSource | None) -> dict[str, list[str]]:
+    """The paths of other sources' repositories (by ref) that this chart's values read."""
+    out: dict[str, list[str]] = {}
+    for name in spec.value_files if spec else ():
+        found = ref_file(name)
+        if found is not None:
+            out.setdefault(found[0], []).append(_normpath(found[1]))
+    return out
 
 
 def _normpath(path: str) -> str:
@@ -202,10 +253,11 @@ def render(
     app_name: str,
     namespace: str,
     capabilities: Capabilities,
+    refs: Mapping[str, Path] | None = None,
 ) -> list[_manifests.Manifest]:
     spec = spec or models.HelmSource()
     rel = chart_dir.relative_to(repo_root).as_posix()
-    values = user_values(chart_dir, repo_root, spec)
+    values = user_values(chart_dir, repo_root, spec, refs=refs)
     try:
         chart = helm.Chart.load(chart_dir)
     except helm.HelmError as exc:

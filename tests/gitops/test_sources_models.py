@@ -1,0 +1,103 @@
+"""Parsing chart sources, ``spec.sources`` with refs, and manifest-generate-paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from syrup.gitops import models
+
+
+def app(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "a", "namespace": "argocd", "annotations": annotations or {}},
+        "spec": {"destination": {"server": models.IN_CLUSTER_SERVER, "namespace": "d"}, **spec},
+    }
+
+
+GIT = {"repoURL": "https://git.example.com/values.git", "targetRevision": "main", "ref": "values"}
+
+
+@pytest.mark.parametrize(
+    ("repo", "expected"),
+    [
+        ("https://charts.example.com/", "https://charts.example.com"),
+        ("oci://registry.example.com/charts", "oci://registry.example.com/charts"),
+        ("registry-1.docker.io/bitnamicharts", "oci://registry-1.docker.io/bitnamicharts"),
+    ],
+)
+def test_a_chart_source_reads_its_repository_and_a_registry_host_without_scheme_is_oci(
+    repo: str, expected: str
+) -> None:
+    parsed = models.parse_application(
+        app({"source": {"repoURL": repo, "chart": "redis", "targetRevision": "17.3.*"}})
+    )
+    assert (parsed.source.repo_url, parsed.source.chart) == (expected, "redis")
+    assert parsed.source.target_revision == "17.3.*" and not parsed.multi_source
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        ({"chart": "redis"}, "spec.source.targetRevision"),
+        ({"chart": "redis", "targetRevision": "latest"}, "spec.source.targetRevision"),
+        ({"chart": "charts/redis", "targetRevision": "1.0.0"}, "spec.source.chart"),
+        ({"chart": "redis", "targetRevision": "1", "kustomize": {}}, "spec.source.chart"),
+        ({"chart": ["redis"], "targetRevision": "1"}, "spec.source.chart"),
+    ],
+)
+def test_a_wrong_chart_source_is_refused_naming_the_field(
+    source: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(models.InvalidSpec) as info:
+        models.parse_application(app({"source": {"repoURL": "https://c.example.com", **source}}))
+    assert info.value.where == where
+
+
+def test_sources_win_over_source_and_every_repository_is_listed() -> None:
+    chart = {
+        "repoURL": "https://charts.example.com",
+        "chart": "demo",
+        "targetRevision": ">=1.0 <2",
+        "helm": {"valueFiles": ["$values/envs/prod.yaml"]},
+    }
+    parsed = models.parse_application(
+        app({"source": {"repoURL": "https://ignored.example.com"}, "sources": [chart, GIT]})
+    )
+    assert parsed.multi_source and parsed.source.chart == "demo"
+    assert [s.renders for s in parsed.sources] == [True, False]
+    assert parsed.repo_urls == ("https://charts.example.com", "https://git.example.com/values.git")
+
+
+@pytest.mark.parametrize(
+    ("sources", "where"),
+    [
+        ([{"repoURL": "r", "helm": {"valueFiles": ["$nope/v.yaml"]}}], "spec.sources[0].helm.valueFiles[0]"),
+        ([GIT], "spec.sources"),
+        ([GIT, GIT, {"repoURL": "r", "path": "p"}], "spec.sources[0].ref"),
+        ([{**GIT, "ref": "has/slash"}], "spec.sources[0].ref"),
+        ("one", "spec.sources"),
+    ],
+)
+def test_wrong_sources_are_refused_naming_the_entry(sources: Any, where: str) -> None:
+    with pytest.raises(models.InvalidSpec) as info:
+        models.parse_application(app({"sources": sources}))
+    assert info.value.where == where
+
+
+def test_a_ref_source_with_a_path_renders_too() -> None:
+    parsed = models.parse_application(app({"sources": [{**GIT, "path": "manifests"}]}))
+    assert parsed.sources[0].renders
+
+
+def test_manifest_generate_paths_are_split_on_semicolons() -> None:
+    parsed = models.parse_application(
+        app(
+            {"source": {"repoURL": "r", "path": "apps/a"}},
+            {models.GENERATE_PATHS_ANNOTATION: ".; /shared/config ;"},
+        )
+    )
+    assert parsed.generate_paths == (".", "/shared/config")
+    unset = models.parse_application(app({"source": {"repoURL": "r", "path": "apps/a"}}))
+    assert unset.generate_paths is None
