@@ -41,6 +41,7 @@ from typing import Any
 
 from syrup import errors, logs, paths
 from syrup.gitops import (
+    clusters,
     crds,
     git,
     health,
@@ -52,6 +53,7 @@ from syrup.gitops import (
     render,
     retry,
     sync,
+    tracking,
 )
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
@@ -95,6 +97,8 @@ class Settings:
     retry_time_scale: float = 1.0
     #: System-wide ignoreDifferences rules (see :func:`syrup.gitops.ignore.load_defaults`).
     ignore_defaults: Path | None = None
+    #: How apps mark their objects: label, annotation or annotation+label (:mod:`.tracking`).
+    tracking_method: str = "label"
 
 
 @dataclass
@@ -118,6 +122,8 @@ class AppState:
     heal_attempts: int = 0
     #: When each failed sync under a ``syncPolicy.retry`` finished (``time.monotonic()``).
     retry_times: list[float] = field(default_factory=list)
+    #: The destination cluster of the last reconcile (None: the controller's own).
+    conn: clusters.Connection | None = None
 
 
 def _now() -> str:
@@ -182,6 +188,8 @@ class Controller:
         self.client: kclient.Client
         self.cache: kcache.LiveCache
         self.comparer: sync.Comparer
+        self.tracker = tracking.Tracker(tracking.parse_method(settings.tracking_method))
+        self.clusters: clusters.Pool
         self.ready = asyncio.Event()
         self.reconciles = 0
         self.status_writes = 0
@@ -195,7 +203,27 @@ class Controller:
         )
         discovery = await self._ensure_crds(await self.client.discover())
         self.comparer = sync.Comparer(self.client)
-        self.cache = kcache.LiveCache(self.client, discovery, tracking_label=models.TRACKING_LABEL)
+        self.cache = kcache.LiveCache(
+            self.client,
+            discovery,
+            tracking_label=models.TRACKING_LABEL,
+            owner_of=self.tracker.owner if self.tracker.uses_annotation else None,
+        )
+        # Destination clusters; their registry (cluster Secrets) fills as the cache lists.
+        self.clusters = clusters.Pool(
+            clusters.Connection(
+                server=self.client.server,
+                name=models.IN_CLUSTER_NAME,
+                client=self.client,
+                cache=self.cache,
+                comparer=self.comparer,
+                local=True,
+            ),
+            namespaces=self.settings.namespaces,
+            tracker=self.tracker,
+            on_change=self._on_remote_change,
+            on_discovery=self._on_discovery,
+        )
         self.cache.listeners.append(self._on_change)
         self.cache.discovery_listeners.append(self._on_discovery)
         await self.cache.start()
@@ -220,6 +248,7 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.clusters.close()
         await self.cache.stop()
         await self.client.close()
 
@@ -337,14 +366,15 @@ class Controller:
         if state is None:
             return {}
         out = {}
+        conn = state.conn or self.clusters.local
         for target in state.targets:
             if target.hook:
                 continue
-            live = self.cache.get(target.key)
-            status, _ = await self.comparer.compare(target, live)
+            live = conn.cache.get(target.key)
+            status, _ = await conn.comparer.compare(target, live)
             if status is sync.SyncStatus.OUT_OF_SYNC:
                 try:
-                    text = await self.comparer.diff_text(target, live)
+                    text = await conn.comparer.diff_text(target, live)
                 except kerrors.ApiError as exc:
                     text = f"# dry run failed: {exc.message}\n"
                 out[str(target.key)] = text
@@ -387,14 +417,10 @@ class Controller:
             and _relevant(old) != _relevant(new)
         ):
             self._enqueue(f"{key.namespace}/{key.name}")
-        for obj in (old, new):
-            labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
-            owner = labels.get(models.TRACKING_LABEL)
-            if owner:
-                for namespace in self.settings.namespaces:
-                    app_key = f"{namespace}/{owner}"
-                    if app_key in self.states:
-                        self._enqueue(app_key)
+        self._on_remote_change(key, old, new)
+        if key.kind == "Secret" and not key.group:
+            for app_key in self.clusters.secret_changed(key, old, new):
+                self._enqueue(app_key)
         default_gone = (key.group, key.kind, key.name, new) == (
             models.GROUP,
             "AppProject",
@@ -406,6 +432,18 @@ class Controller:
             task = asyncio.get_running_loop().create_task(self._ensure_projects())
             self._side_tasks.add(task)
             task.add_done_callback(self._side_tasks.discard)
+
+    def _on_remote_change(
+        self, key: kcache.Key, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        """A change to an object some app tracks (in any cluster) queues that app."""
+        for obj in (old, new):
+            owner = self.tracker.owner(obj)
+            if owner:
+                for namespace in self.settings.namespaces:
+                    app_key = f"{namespace}/{owner}"
+                    if app_key in self.states:
+                        self._enqueue(app_key)
 
     def _on_discovery(self, discovery: kclient.Discovery) -> None:
         self._discovery_id += 1
@@ -461,6 +499,7 @@ class Controller:
         obj = self.cache.get(kcache.Key(models.GROUP, "Application", namespace, name))
         if obj is None:
             self.states.pop(key, None)
+            self.clusters.release(key)
             return
         self.reconciles += 1
         if (obj.get("metadata") or {}).get("deletionTimestamp"):
@@ -482,6 +521,9 @@ class Controller:
         problem = self._check_project(app)
         if problem:
             await self._write_error(obj, state, "InvalidSpecError", problem)
+            return
+        conn = await self._connect(obj, key, app, state)
+        if conn is None:
             return
         if history.resume_requested(obj):
             await self._patch_app(
@@ -508,12 +550,12 @@ class Controller:
             return
 
         comparison = await sync.compare(
-            state.targets, app=app.name, cache=self.cache, comparer=self.comparer
+            state.targets, app=app.name, cache=conn.cache, comparer=conn.comparer
         )
         operation_state = await self._maybe_sync(obj, app, state, comparison, log)
         if operation_state is not None:
             comparison = await sync.compare(
-                state.targets, app=app.name, cache=self.cache, comparer=self.comparer
+                state.targets, app=app.name, cache=conn.cache, comparer=conn.comparer
             )
         await self._write_status(obj, app, state, comparison, operation_state)
 
@@ -527,15 +569,17 @@ class Controller:
             project = projects.parse(proj_obj)
         except projects.InvalidProject as exc:
             return f"AppProject '{app.project}': {exc}"
+        server, cluster_name = app.destination.server, app.destination.name
         if not app.destination.in_cluster:
-            target = app.destination.server or app.destination.name or "(empty)"
-            return (
-                f"spec.destination: cluster {target} is not configured "
-                f"(only {models.IN_CLUSTER_SERVER} / {models.IN_CLUSTER_NAME} is served)"
-            )
+            # Argo CD checks the project's rules against the registered cluster's own fields.
+            try:
+                registered = self.clusters.resolve(app.destination)
+            except clusters.Unusable as exc:
+                return str(exc)
+            server, cluster_name = registered.server, registered.name
         found = project.check_source(app.source.repo_url) or project.check_destination(
-            server=app.destination.server,
-            name=app.destination.name,
+            server=server,
+            name=cluster_name,
             namespace=app.destination.namespace,
         )
         return found.condition()["message"] if found else None
@@ -573,8 +617,32 @@ class Controller:
             or (state.retry_at > 0 and now >= state.retry_at and bool(state.error))
         )
 
-    def _capabilities(self) -> render.Capabilities:
-        discovery = self.cache.discovery
+    def _conn(self, app: models.Application) -> clusters.Connection:
+        """The destination cluster ``app`` was last reconciled against."""
+        state = self.states.get(f"{app.namespace}/{app.name}")
+        return (state.conn if state is not None else None) or self.clusters.local
+
+    async def _connect(
+        self, obj: dict[str, Any], key: str, app: models.Application, state: AppState
+    ) -> clusters.Connection | None:
+        """The app's destination cluster, or None once the app's status says why not."""
+        try:
+            state.conn = await self.clusters.connect(key, app.destination)
+        except clusters.Unusable as exc:
+            state.conn = None
+            await self._write_error(obj, state, "InvalidSpecError", str(exc))
+            return None
+        except clusters.Unreachable as exc:
+            state.conn = None
+            self._backoff(state)
+            state.next_refresh = state.retry_at
+            await self._write_error(obj, state, "ComparisonError", str(exc))
+            return None
+        return state.conn
+
+    def _capabilities(self, app: models.Application | None = None) -> render.Capabilities:
+        # Helm sees the destination cluster's version and APIs, as in Argo CD.
+        discovery = (self._conn(app) if app is not None else self.clusters.local).cache.discovery
         return render.Capabilities(
             kube_version=discovery.server_version, api_versions=tuple(discovery.api_versions())
         )
@@ -584,7 +652,8 @@ class Controller:
             result.manifests,
             app=app.name,
             namespace=app.destination.namespace,
-            discovery=self.cache.discovery,
+            discovery=self._conn(app).cache.discovery,
+            tracker=self.tracker,
         )
         # ignoreDifferences: the app's rules (checked in _reconcile) after the defaults.
         obj = self.cache.get(kcache.Key(models.GROUP, "Application", app.namespace, app.name))
@@ -616,7 +685,7 @@ class Controller:
                 source=app.source,
                 app_name=app.name,
                 namespace=app.destination.namespace,
-                capabilities=self._capabilities(),
+                capabilities=self._capabilities(app),
             )
             result = await self.renders.render(
                 req,
@@ -771,7 +840,7 @@ class Controller:
             source=app.source,
             app_name=app.name,
             namespace=app.destination.namespace,
-            capabilities=self._capabilities(),
+            capabilities=self._capabilities(app),
         )
         result = await asyncio.to_thread(render.render_now, req, root)
         return self._prepare(app, result)
@@ -854,7 +923,8 @@ class Controller:
         assert state.sha is not None
         self.syncs += 1
         started = _now()
-        syncer = sync.Syncer(self.client, self.cache, self.comparer, app=app.name)
+        conn = self._conn(app)
+        syncer = sync.Syncer(conn.client, conn.cache, conn.comparer, app=app.name)
         try:
             outcome = await syncer.run(state.targets if targets is None else targets, opts)
         except kerrors.ApiError as exc:
@@ -919,7 +989,7 @@ class Controller:
     def _images(self, state: AppState) -> list[str]:
         images: set[str] = set()
         for target in state.targets:
-            live = self.cache.get(target.key) or target.obj
+            live = (state.conn or self.clusters.local).cache.get(target.key) or target.obj
             spec = live.get("spec") or {}
             pod = ((spec.get("jobTemplate") or {}).get("spec") or spec).get("template") or {}
             pod_spec = pod.get("spec") or (spec if target.key.kind == "Pod" else {})
@@ -1054,6 +1124,14 @@ class Controller:
 
     # -- deletion -------------------------------------------------------------------------
 
+    async def _destination_of(self, obj: dict[str, Any]) -> clusters.Connection:
+        """The cluster a (deleted) Application deployed to, connected if needed."""
+        try:
+            app = models.parse_application(obj)
+        except models.InvalidSpec:
+            return self.clusters.local
+        return await self.clusters.connect(self._app_key(obj), app.destination)
+
     async def _finalize(self, obj: dict[str, Any], *, name: str) -> None:
         """Delete the app's resources, then let the Application go (Argo CD's finalizer).
 
@@ -1069,8 +1147,19 @@ class Controller:
         propagation = "Background" if FINALIZER_BACKGROUND in mine else "Foreground"
         meta = obj.get("metadata") or {}
         own_key = kcache.Key(models.GROUP, "Application", str(meta.get("namespace")), name)
+        try:
+            conn = await self._destination_of(obj)
+        except clusters.Unusable as exc:
+            # As Argo CD: with no usable destination nothing can be deleted; the app still goes.
+            _log.warning("resources left in place", app=self._app_key(obj), error=str(exc))
+            conn = None
+        except clusters.Unreachable as exc:
+            _log.warning("cannot delete resources yet", app=self._app_key(obj), error=str(exc))
+            self.states.setdefault(self._app_key(obj), AppState()).retry_at = time.monotonic() + 5
+            return
         remaining = []
-        for live in self.cache.tracked(name):
+        for live in conn.cache.tracked(name) if conn is not None else []:
+            assert conn is not None
             key = kcache.key_of(live)
             if key == own_key or (live.get("metadata") or {}).get("ownerReferences"):
                 continue
@@ -1083,7 +1172,7 @@ class Controller:
             remaining.append(key)
             if (live.get("metadata") or {}).get("deletionTimestamp"):
                 continue
-            res = self.cache.discovery.by_group_kind(key.group, key.kind)
+            res = conn.cache.discovery.by_group_kind(key.group, key.kind)
             if res is None:
                 continue
             # NB: the local cluster's garbage collector finishes foreground deletions only for
@@ -1091,7 +1180,7 @@ class Controller:
             # for there, so they go in the background.
             how = propagation if (key.group, key.kind) in _FOREGROUND_KINDS else "Background"
             with contextlib.suppress(kerrors.NotFound):
-                await self.client.delete(
+                await conn.client.delete(
                     res, namespace=key.namespace or None, name=key.name, propagation=how
                 )
         if remaining:

@@ -326,6 +326,26 @@ def cluster(secret: Mapping[str, Any]) -> Cluster:
     )
 
 
+def cluster_identity(secret: Mapping[str, Any]) -> tuple[str, str]:
+    """A ``cluster`` Secret's ``(server, name)``, read leniently.
+
+    Apps find their cluster by these two fields even when the rest of the Secret is broken,
+    so the condition they get can name the Secret and the field at fault.
+    """
+    out = []
+    for key in ("server", "name"):
+        value = (secret.get("stringData") or {}).get(key)
+        if value is None:
+            raw = (secret.get("data") or {}).get(key)
+            try:
+                value = base64.b64decode(str(raw or ""), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                value = ""
+        out.append(str(value).strip())
+    server, name = out
+    return server, name or server
+
+
 @contextlib.contextmanager
 def kubeconfig_file(target: Cluster) -> Iterator[Path]:
     """The cluster's kubeconfig in a 0600 file that is removed after the ``with`` block."""

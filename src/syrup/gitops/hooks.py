@@ -115,7 +115,7 @@ async def _apply(
     if not task.spec.hook:
         mine = _options(syncer, target)
         live = syncer.cache.get(target.key)
-        owner = sync.claimed_by(live)
+        owner = sync.claimed_by(live, syncer.cache)
         if owner and owner != syncer.app:
             # Another app tracks this object: report it, never take it over (no tug of war).
             message = f"{target.display} is also part of application {owner}; not applied"

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from syrup import logs
-from syrup.gitops import diff, health, hooks, ignore, models, options, order
+from syrup.gitops import diff, health, hooks, ignore, models, options, order, tracking
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -162,16 +162,15 @@ def prepare(
     app: str,
     namespace: str,
     discovery: kclient.Discovery,
+    tracker: tracking.Tracker = tracking.DEFAULT,
 ) -> list[Target]:
-    """Desired objects with the tracking label and default namespace, in sync order."""
+    """Desired objects with the app's tracking mark and default namespace, in sync order."""
     targets = []
     for manifest in manifests:
         obj = copy.deepcopy(dict(manifest))
         if order.is_skipped(obj):
             continue
         meta = obj.setdefault("metadata", {})
-        labels = meta.get("labels") or {}
-        meta["labels"] = {**labels, models.TRACKING_LABEL: app}
         api_version = str(obj["apiVersion"])
         res = discovery.find(api_version, str(obj["kind"]))
         namespaced = res.namespaced if res is not None else True
@@ -182,6 +181,7 @@ def prepare(
         group, _, version = api_version.rpartition("/")
         name = str(meta.get("name") or meta.get("generateName") or "")
         key = kcache.Key(group, str(obj["kind"]), str(meta.get("namespace") or ""), name)
+        tracker.stamp(obj, app=app, key=key)
         targets.append(
             Target(
                 obj=obj,
@@ -199,8 +199,10 @@ def order_targets(targets: list[Target]) -> list[Target]:
     return sorted(targets, key=lambda t: order.sort_key(t.obj))
 
 
-def claimed_by(live: Mapping[str, Any] | None) -> str:
-    """The app whose tracking label the live object carries ("" when none)."""
+def claimed_by(live: Mapping[str, Any] | None, cache: kcache.LiveCache | None = None) -> str:
+    """The app whose tracking the live object carries ("" when none), read as ``cache`` does."""
+    if cache is not None:
+        return cache.owner(live)
     labels = ((live or {}).get("metadata") or {}).get("labels") or {}
     return str(labels.get(models.TRACKING_LABEL) or "")
 
@@ -310,7 +312,7 @@ async def compare(
 
     async def one(target: Target) -> ResourceStatus:
         live = cache.get(target.key)
-        owner = claimed_by(live)
+        owner = claimed_by(live, cache)
         if owner and owner != app:
             shared[target.key] = owner
         status, message = await comparer.compare(target, live)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +79,14 @@ class LiveCache:
         *,
         tracking_label: str,
         skipped: Iterable[tuple[str, str]] = SKIPPED,
+        owner_of: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         self.client = client
         self.discovery = discovery
         self.tracking_label = tracking_label
+        #: Which app an object is part of; by default, the tracking label's value. Annotation
+        #: tracking (syrup.gitops.tracking) passes its own reading here.
+        self.owner_of = owner_of
         self.skipped = frozenset(skipped)
         self.objects: dict[Key, dict[str, Any]] = {}
         #: Recently deleted keys and the resourceVersion of their deletion.
@@ -161,9 +165,15 @@ class LiveCache:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _app_of(self, obj: dict[str, Any] | None) -> str | None:
+    def owner(self, obj: Mapping[str, Any] | None) -> str:
+        """The app whose tracking ``obj`` carries ("" when none)."""
+        return self._app_of(obj) or ""
+
+    def _app_of(self, obj: Mapping[str, Any] | None) -> str | None:
         if obj is None:
             return None
+        if self.owner_of is not None:
+            return self.owner_of(obj)
         labels = (obj.get("metadata") or {}).get("labels") or {}
         value = labels.get(self.tracking_label)
         return str(value) if value else None

@@ -135,24 +135,56 @@ class Client:
     def from_kubeconfig(cls, path: Path | None, *, context: str | None = None) -> Client:
         try:
             config = KubeConfig.from_file(path) if path else KubeConfig.from_env()
-            single = config.get(context_name=context)
         except Exception as exc:
             where = str(path) if path else "kubeconfig"
             raise errors.ConfigError(f"{where}: cannot load kubeconfig: {exc}") from exc
+        return cls._connect(config, context=context, where=str(path or "kubeconfig"))
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, context: str | None = None, where: str = "kubeconfig"
+    ) -> Client:
+        """A client from a kubeconfig held in memory (a destination cluster's Secret).
+
+        Nothing is written to disk; ``where`` names the source in errors, which never quote
+        the configuration itself (it holds credentials).
+        """
+        try:
+            loaded = KubeConfig.from_dict(dict(config))
+        except Exception as exc:
+            # NB: the loader's message may quote the document; only its type is safe to show.
+            raise errors.ConfigError(
+                f"{where}: cannot load kubeconfig ({type(exc).__name__})"
+            ) from None
+        return cls._connect(loaded, context=context, where=where)
+
+    @classmethod
+    def _connect(cls, config: KubeConfig, *, context: str | None, where: str) -> Client:
+        try:
+            single = config.get(context_name=context)
+        except Exception as exc:
+            raise errors.ConfigError(f"{where}: cannot load kubeconfig: {exc}") from exc
         if single is None:
-            raise errors.ConfigError(f"{path}: context {context!r} not found")
+            raise errors.ConfigError(f"{where}: context {context!r} not found")
         params = client_adapter.ConnectionParams(
             timeout=httpx.Timeout(30, connect=10), trust_env=False
         )
         # lightkube's adapter resolves TLS and auth from the kubeconfig. Requests share a small
         # pool (the pool's scheduler scans every connection per request, so a large one costs
         # CPU at scale); watches, one long-lived stream per resource type, get their own.
+        try:
+            http_params = params.httpx_params(single)
+        except Exception as exc:
+            # A bad certificate or key: say which kind of error, never the material itself.
+            raise errors.ConfigError(
+                f"{where}: unusable TLS or auth settings ({type(exc).__name__})"
+            ) from None
         http = httpx.AsyncClient(
-            **params.httpx_params(single),
+            **http_params,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
         watch_http = httpx.AsyncClient(
-            **params.httpx_params(single),
+            **http_params,
             limits=httpx.Limits(max_connections=400, max_keepalive_connections=400),
         )
         return cls(
