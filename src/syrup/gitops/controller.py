@@ -34,7 +34,7 @@ import datetime as dt
 import json
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,8 @@ _FOREGROUND_KINDS = frozenset(
     }
 )
 HISTORY_LIMIT = 10
+#: A sync still going after this many seconds is marked Running in the Application's status.
+RUNNING_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class AppState:
     heal_attempts: int = 0
     #: When each failed sync under a ``syncPolicy.retry`` finished (``time.monotonic()``).
     retry_times: list[float] = field(default_factory=list)
+    #: The (revision, spec) whose sync was terminated: not retried automatically.
+    terminated: tuple[str, str] | None = None
     #: The destination cluster of the last reconcile (None: the controller's own).
     conn: clusters.Connection | None = None
 
@@ -194,6 +198,8 @@ class Controller:
         self.reconciles = 0
         self.status_writes = 0
         self.syncs = 0
+        #: Apps whose ignoreDifferences name managers (their objects keep managedFields).
+        self._manager_apps: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -549,6 +555,8 @@ class Controller:
             await self._write_error(obj, state, "InvalidSpecError", violation)
             return
 
+        if app.name in self._manager_apps:
+            await self._fill_managed_fields(conn.cache, state.targets)
         comparison = await sync.compare(
             state.targets, app=app.name, cache=conn.cache, comparer=conn.comparer
         )
@@ -557,6 +565,8 @@ class Controller:
             comparison = await sync.compare(
                 state.targets, app=app.name, cache=conn.cache, comparer=conn.comparer
             )
+            # The status to write over is the latest one (a sync may have marked it Running).
+            obj = self.cache.get(kcache.Key(models.GROUP, "Application", namespace, name)) or obj
         await self._write_status(obj, app, state, comparison, operation_state)
 
     def _check_project(self, app: models.Application) -> str | None:
@@ -664,7 +674,32 @@ class Controller:
         rules = (*self.ignore_defaults, *own)
         for target in targets:
             target.ignore_rules = tuple(r for r in rules if r.matches(target.obj))
+        # managedFieldsManagers needs managedFields, which the cache keeps only when asked.
+        cache = self._conn(app).cache
+        if any(r.managers for t in targets for r in t.ignore_rules):
+            self._manager_apps.add(app.name)
+            cache.keep_managed_fields = lambda o: cache.owner(o) in self._manager_apps
+        else:
+            self._manager_apps.discard(app.name)
+        # Client-side apply and RespectIgnoreDifferences change how targets are compared.
+        with contextlib.suppress(options.InvalidOption):
+            sync.configure(targets, options.parse(app.sync_policy.options))
         return targets
+
+    async def _fill_managed_fields(
+        self, cache: kcache.LiveCache, targets: list[sync.Target]
+    ) -> None:
+        """Fetch once the objects the cache listed before their app needed managedFields."""
+        for target in targets:
+            live = cache.get(target.key)
+            if live is None or target.res is None or "managedFields" in live["metadata"]:
+                continue
+            with contextlib.suppress(kerrors.ApiError):
+                cache.record(
+                    await cache.client.get(
+                        target.res, namespace=target.key.namespace or None, name=target.key.name
+                    )
+                )
 
     async def _refresh(
         self, obj: dict[str, Any], app: models.Application, state: AppState, log: Any
@@ -809,7 +844,7 @@ class Controller:
         if state.last_attempt != attempt:
             reason = "new revision or spec"
         elif state.last_phase is sync.Phase.FAILED:
-            if now < state.retry_at:
+            if now < state.retry_at or state.terminated == attempt:
                 return None
             reason = "retry after failure"
         elif policy.self_heal:
@@ -924,19 +959,36 @@ class Controller:
         self.syncs += 1
         started = _now()
         conn = self._conn(app)
-        syncer = sync.Syncer(conn.client, conn.cache, conn.comparer, app=app.name)
+        syncer = sync.Syncer(
+            conn.client,
+            conn.cache,
+            conn.comparer,
+            app=app.name,
+            should_stop=self._termination_check(obj),
+        )
+        running = asyncio.create_task(
+            self._mark_running(obj, started, revision or state.sha, opts, initiated)
+        )
         try:
             outcome = await syncer.run(state.targets if targets is None else targets, opts)
         except kerrors.ApiError as exc:
             outcome = sync.Outcome(sync.Phase.ERROR, exc.message, [])
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, kerrors.ApiError):
+                await running
         state.last_attempt = (state.sha, app.spec_hash)
         state.last_phase = outcome.phase
         if outcome.phase is sync.Phase.SUCCEEDED:
             state.failures = 0
             state.retry_at = 0.0
+            state.terminated = None
         else:
             self._backoff(state)
             self._retry_policy(obj, state)
+            if syncer.terminated:
+                # Someone stopped this sync on purpose: do not start it again by itself.
+                state.terminated = state.last_attempt
         _log.info(
             "sync finished",
             app=f"{app.namespace}/{app.name}",
@@ -965,6 +1017,56 @@ class Controller:
                 "resources": [r.to_json() for r in outcome.results],
             },
         }
+
+    def _termination_check(self, obj: Mapping[str, Any]) -> Callable[[], bool]:
+        """Whether the operation was terminated since the sync started, read from the cache.
+
+        The API marks a Running operation ``Terminating``; an operation not yet marked
+        Running is terminated by removing ``operation`` (see :mod:`syrup.api.service`).
+        """
+        meta = obj.get("metadata") or {}
+        key = kcache.Key(models.GROUP, "Application", str(meta.get("namespace")), meta["name"])
+        had_operation = obj.get("operation") is not None
+
+        def phase(o: Mapping[str, Any]) -> Any:
+            return ((o.get("status") or {}).get("operationState") or {}).get("phase")
+
+        was_terminating = phase(obj) == "Terminating"
+
+        def terminated() -> bool:
+            live = self.cache.get(key)
+            if live is None:
+                return True
+            if phase(live) == "Terminating" and not was_terminating:
+                return True
+            return had_operation and live.get("operation") is None
+
+        return terminated
+
+    async def _mark_running(
+        self,
+        obj: dict[str, Any],
+        started: str,
+        revision: str,
+        opts: sync.Options,
+        initiated: dict[str, Any],
+    ) -> None:
+        """Show a sync that takes a while as ``Running`` (what terminate acts on).
+
+        Quick syncs finish before :data:`RUNNING_AFTER` and never pay for this write.
+        """
+        await asyncio.sleep(RUNNING_AFTER)
+        operation_state = {
+            "operation": {
+                "sync": {"revision": revision, "prune": opts.prune},
+                "initiatedBy": initiated,
+            },
+            "phase": "Running",
+            "message": "sync in progress",
+            "startedAt": started,
+            "finishedAt": None,
+        }
+        await self._patch_app(obj, {"status": {"operationState": operation_state}})
 
     def _retry_policy(self, obj: Mapping[str, Any], state: AppState) -> None:
         """``syncPolicy.retry``: its backoff replaces the controller's default one."""

@@ -55,22 +55,56 @@ async def run_plan(
     results: list[sync.ResourceResult],
     *,
     step_timeout: float = STEP_TIMEOUT,
+    prunes: sync.PrunePlan | None = None,
 ) -> bool:
-    """Apply every step in order; False (after running SyncFail hooks) when one failed."""
+    """Apply every step in order; False (after running SyncFail hooks) when one failed.
+
+    ``prunes`` run inside the Sync phase: a wave's prunes before that wave's applies (as
+    Argo CD runs a wave's prune tasks first), waves without a step of their own before the
+    next step, and the ``PruneLast`` group once the last Sync wave is healthy. A terminated
+    operation (:meth:`syrup.gitops.sync.Syncer.stopping`) stops before the next step or
+    wait, without SyncFail hooks.
+    """
     by_obj = {id(t.obj): t for t in targets}
     plan = waves.plan([t.obj for t in targets])
     log = _log.bind(app=syncer.app)
+    pending = prunes if prunes is not None else sync.PrunePlan()
 
     for index, step in enumerate(plan.steps):
+        if syncer.stopping():
+            return False
+        if step.phase is waves.SyncPhase.SYNC:
+            await _prune_groups(syncer, pending.take_until(step.wave), results)
+        elif step.phase.rank > waves.SyncPhase.SYNC.rank:
+            await _prune_groups(syncer, pending.take_rest(), results)
         last = index == len(plan.steps) - 1
         ok, message = await _run_step(
-            syncer, step, by_obj, results, wait_resources=not last, timeout=step_timeout
+            syncer,
+            step,
+            by_obj,
+            results,
+            wait_resources=not last or not pending.empty,
+            timeout=step_timeout,
         )
         if not ok:
+            if syncer.terminated:
+                return False
             log.warning("sync step failed", step=step.label, error=message)
             await _run_fail_hooks(syncer, plan, by_obj, results, timeout=step_timeout)
             return False
+    if syncer.stopping():
+        return False
+    await _prune_groups(syncer, pending.take_rest(), results)
     return True
+
+
+async def _prune_groups(
+    syncer: sync.Syncer, groups: list[list[dict[str, Any]]], results: list[sync.ResourceResult]
+) -> None:
+    for group in groups:
+        if syncer.stopping():
+            return
+        await syncer.prune(group, results)
 
 
 async def _run_fail_hooks(
@@ -212,6 +246,9 @@ async def _wait_step(
     deadline = time.monotonic() + timeout
     pending = [r for r in running if r.task.spec.hook or wait_resources]
     while pending:
+        if syncer.stopping():
+            await _stop_hooks(syncer, pending)
+            return False, sync.TERMINATED
         still: list[_Running] = []
         for item in pending:
             live = syncer.cache.get(item.key)
@@ -237,6 +274,16 @@ async def _wait_step(
             return False, f"timed out after {timeout:.0f}s waiting for {names}"
         await asyncio.sleep(POLL_SECONDS)
     return True, ""
+
+
+async def _stop_hooks(syncer: sync.Syncer, pending: list[_Running]) -> None:
+    """A terminated operation deletes its running hooks (their Jobs' pods go with them)."""
+    for item in pending:
+        if not item.task.spec.hook:
+            continue
+        item.result.status = sync.ResultCode.SYNC_FAILED
+        item.result.message = "terminated: the operation was terminated while the hook ran"
+        await _delete(syncer, item.target, item.key)
 
 
 async def _delete_if(syncer: sync.Syncer, item: _Running, outcome: waves.HookOutcome) -> None:

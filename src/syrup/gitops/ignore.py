@@ -235,3 +235,123 @@ def normalize(
         if rule.managers:
             _remove_managed(out, live if live is not None else obj, rule.managers)
     return out
+
+
+# -- keeping live values (RespectIgnoreDifferences) ------------------------------------------
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=1024)
+def _compiled_paths(expression: str) -> Any:
+    return jq.compile(f"[path({expression})]")
+
+
+def _get(node: Any, path: Sequence[Any]) -> Any:
+    for step in path:
+        in_map = isinstance(node, Mapping) and isinstance(step, str) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if not (in_map or in_list):
+            return _MISSING
+        node = node[step]
+    return node
+
+
+def _set(node: Any, path: Sequence[Any], value: Any) -> None:
+    """Put ``value`` at ``path``, creating maps on the way; a missing list item is skipped."""
+    for i, step in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, dict) and isinstance(step, str):
+            if last:
+                node[step] = copy.deepcopy(value)
+                return
+            if not isinstance(node.get(step), (dict, list)):
+                node[step] = {} if isinstance(path[i + 1], str) else []
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            if last:
+                node[step] = copy.deepcopy(value)
+                return
+            node = node[step]
+        else:
+            return
+
+
+def _pointer_path(pointer: str) -> list[Any]:
+    return [int(t) if t.isdigit() else _unescape(t) for t in pointer.split("/")[1:]]
+
+
+def _copy_owned(dst: Any, src: Any, owned: Mapping[str, Any]) -> None:
+    """Copy into ``dst`` the values of ``src`` that a ``fieldsV1`` tree owns."""
+    for key, sub in owned.items():
+        if key.startswith("f:") and isinstance(src, Mapping) and isinstance(dst, dict):
+            name = key[2:]
+            if name not in src:
+                continue
+            leaf = not sub or set(sub) == {"."}
+            if leaf or not isinstance(dst.get(name), (dict, list)):
+                dst[name] = copy.deepcopy(src[name])
+            else:
+                _copy_owned(dst[name], src[name], sub)
+        elif key.startswith("k:") and isinstance(src, list) and isinstance(dst, list):
+            selector = json.loads(key[2:])
+            theirs = next((i for i in src if _item_matches(i, selector)), None)
+            if theirs is None:
+                continue
+            index = next((n for n, i in enumerate(dst) if _item_matches(i, selector)), None)
+            if index is None:
+                dst.append(copy.deepcopy(theirs))
+            elif not sub or "." in sub:
+                dst[index] = copy.deepcopy(theirs)
+            else:
+                _copy_owned(dst[index], theirs, sub)
+        elif key.startswith("v:") and isinstance(dst, list):
+            value = json.loads(key[2:])
+            if value not in dst:
+                dst.append(value)
+
+
+def keep_live(
+    desired: Mapping[str, Any], live: Mapping[str, Any], rules: Iterable[Rule]
+) -> dict[str, Any]:
+    """``desired`` with every field the matching rules ignore set to its live value.
+
+    This is Argo CD's ``RespectIgnoreDifferences=true``: a sync leaves what
+    ignoreDifferences covers as the cluster has it (a field absent from the live object is
+    dropped from the desired one). ``managedFieldsManagers`` needs the live object's
+    ``managedFields``.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(desired))
+    for rule in rules:
+        if not rule.matches(desired):
+            continue
+        for pointer in rule.json_pointers:
+            value = _get(live, _pointer_path(pointer))
+            if value is _MISSING:
+                remove_pointer(out, pointer)
+            else:
+                _set(out, _pointer_path(pointer), value)
+        for expression in rule.jq_paths:
+            theirs = _compiled_paths(expression).input_value(dict(live)).first() or []
+            mine = _compiled_paths(expression).input_value(out).first() or []
+            # Paths only the desired object has go (last first, so list indexes hold).
+            for path in sorted((p for p in mine if p not in theirs), key=len, reverse=True):
+                parent = _get(out, path[:-1])
+                if isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                elif (
+                    isinstance(parent, list)
+                    and isinstance(path[-1], int)
+                    and path[-1] < len(parent)
+                ):
+                    del parent[path[-1]]
+            for path in theirs:
+                _set(out, path, _get(live, path))
+        if rule.managers:
+            for entry in (live.get("metadata") or {}).get("managedFields") or []:
+                if entry.get("manager") in rule.managers and isinstance(
+                    entry.get("fieldsV1"), Mapping
+                ):
+                    owned = {k: v for k, v in entry["fieldsV1"].items() if k != "f:metadata"}
+                    _copy_owned(out, live, owned)
+    return out

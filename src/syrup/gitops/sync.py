@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from syrup import logs
-from syrup.gitops import diff, health, hooks, ignore, models, options, order, tracking
+from syrup.gitops import csa, diff, health, hooks, ignore, models, options, order, tracking, waves
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -77,6 +77,12 @@ class Target:
     digest: str
     #: The app's ignoreDifferences rules (with system-wide defaults) for this object.
     ignore_rules: tuple[ignore.Rule, ...] = ()
+    #: ``ServerSideApply=false``: written by client-side apply (see :mod:`.csa`).
+    client_side: bool = False
+    #: Client-side apply was asked for but the last-applied annotation would be too large.
+    too_big_for_csa: bool = False
+    #: ``RespectIgnoreDifferences=true``: ignored fields keep their live value on apply.
+    respect_ignore: bool = False
 
     @property
     def display(self) -> str:
@@ -148,6 +154,35 @@ class Outcome:
     results: list[ResourceResult] = field(default_factory=list)
 
 
+#: The message of an operation someone terminated (Argo CD's wording).
+TERMINATED = "Operation terminated"
+
+
+@dataclass
+class PrunePlan:
+    """Objects to prune: per wave, and those deferred until after the last wave."""
+
+    by_wave: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    last: list[dict[str, Any]] = field(default_factory=list)
+
+    def take_until(self, wave: int) -> list[list[dict[str, Any]]]:
+        """The groups of waves up to ``wave``, in wave order, removed from the plan."""
+        due = sorted(w for w in self.by_wave if w <= wave)
+        return [self.by_wave.pop(w) for w in due]
+
+    def take_rest(self) -> list[list[dict[str, Any]]]:
+        """Every remaining wave, then the PruneLast group."""
+        groups = self.take_until(1 << 62)
+        if self.last:
+            groups.append(self.last)
+            self.last = []
+        return groups
+
+    @property
+    def empty(self) -> bool:
+        return not self.by_wave and not self.last
+
+
 def _digest(obj: Mapping[str, Any]) -> str:
     return hashlib.sha1(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -199,6 +234,64 @@ def order_targets(targets: list[Target]) -> list[Target]:
     return sorted(targets, key=lambda t: order.sort_key(t.obj))
 
 
+def configure(targets: Sequence[Target], app_options: options.SyncOptions) -> None:
+    """Set each target's apply mode from the app's options and the object's annotation.
+
+    The controller calls this when it prepares an app's targets, so comparisons use the same
+    mode (client- or server-side) that a sync would write with.
+    """
+    for target in targets:
+        if target.hook:
+            continue
+        try:
+            mine = options.effective(app_options, target.obj)
+        except options.InvalidOption:
+            mine = app_options
+        # Replace=true wins over ServerSideApply=false, as in Argo CD.
+        wants_csa = mine.server_side_apply is False and not mine.replace
+        fits = csa.fits(target.obj) if wants_csa else True
+        target.client_side = wants_csa and fits
+        target.too_big_for_csa = wants_csa and not fits
+        target.respect_ignore = bool(mine.respect_ignore_differences) and bool(target.ignore_rules)
+
+
+async def write_client_side(
+    client: kclient.Client,
+    target: Target,
+    live: Mapping[str, Any] | None,
+    *,
+    dry_run: bool = False,
+    body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create, or three-way patch, ``target`` the way ``kubectl apply`` does.
+
+    Returns the object as the server stores it (or would, with ``dry_run``); the live object
+    itself when there is nothing to patch.
+    """
+    assert target.res is not None
+    desired = csa.annotated(body if body is not None else target.obj)
+    params = {"fieldManager": FIELD_MANAGER}
+    if dry_run:
+        params["dryRun"] = "All"
+    if live is None:
+        created: dict[str, Any] = await client.request(
+            "POST", target.res.path(target.key.namespace or None), params=params, body=desired
+        )
+        return created
+    meta = csa.meta_for(str(target.obj.get("apiVersion", "")), target.key.kind)
+    patch = csa.three_way(csa.previous(live), live, desired, meta=meta)
+    if not patch:
+        return dict(live)
+    patched: dict[str, Any] = await client.request(
+        "PATCH",
+        target.res.path(target.key.namespace or None, target.key.name),
+        params=params,
+        body=patch,
+        content_type=csa.STRATEGIC if meta is not None else csa.MERGE,
+    )
+    return patched
+
+
 def claimed_by(live: Mapping[str, Any] | None, cache: kcache.LiveCache | None = None) -> str:
     """The app whose tracking the live object carries ("" when none), read as ``cache`` does."""
     if cache is not None:
@@ -239,7 +332,8 @@ class Comparer:
 
     def _memo_key(self, target: Target, live: Mapping[str, Any]) -> tuple[str, str]:
         rules = f"/{hash(target.ignore_rules)}" if target.ignore_rules else ""
-        return (target.digest + rules, self.live_digest(live))
+        mode = "/csa" if target.client_side else ""
+        return (target.digest + rules + mode, self.live_digest(live))
 
     @staticmethod
     def _equal(target: Target, predicted: dict[str, Any], live: Mapping[str, Any]) -> bool:
@@ -251,10 +345,18 @@ class Comparer:
             ignore.normalize(predicted, rules, live=live), ignore.normalize(live, rules, live=live)
         )
 
-    async def predicted(self, target: Target) -> dict[str, Any]:
-        """What the server would hold after applying (raises the server's error)."""
+    async def predicted(
+        self, target: Target, live: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What the server would hold after applying (raises the server's error).
+
+        Client-side targets are predicted by a dry run of the very patch a sync would send
+        (no request at all when there is nothing to patch).
+        """
         assert target.res is not None
         self.dry_runs += 1
+        if target.client_side:
+            return await write_client_side(self.client, target, live, dry_run=True)
         return await self.client.apply(
             target.res, target.obj, field_manager=FIELD_MANAGER, dry_run=True
         )
@@ -270,7 +372,7 @@ class Comparer:
         known = self._memo.get(memo_key)
         if known is None:
             try:
-                predicted = await self.predicted(target)
+                predicted = await self.predicted(target, live)
             except kerrors.ApiError as exc:
                 return SyncStatus.OUT_OF_SYNC, exc.message
             known = (self._equal(target, predicted, live), predicted)
@@ -282,7 +384,7 @@ class Comparer:
     async def diff_text(self, target: Target, live: Mapping[str, Any] | None) -> str:
         if target.res is None:
             return ""
-        predicted = await self.predicted(target)
+        predicted = await self.predicted(target, live)
         return diff.unified(live, predicted, name=target.display)
 
 
@@ -398,6 +500,7 @@ class Syncer:
         comparer: Comparer,
         *,
         app: str,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -406,10 +509,21 @@ class Syncer:
         self.log = _log.bind(app=app)
         self.validate = True
         self.opts = Options(prune=False, create_namespace=False, namespace="")
+        #: Asked between steps and while waiting: has someone terminated the operation?
+        self._should_stop = should_stop
+        self.terminated = False
+
+    def stopping(self) -> bool:
+        """Whether the operation was terminated (remembered once seen)."""
+        if not self.terminated and self._should_stop is not None and self._should_stop():
+            self.log.info("operation terminated")
+            self.terminated = True
+        return self.terminated
 
     async def run(self, targets: list[Target], opts: Options) -> Outcome:
         self.validate = opts.validate
         self.opts = opts
+        configure(targets, opts.app)
         # A dry run of everything first: one bad object stops the sync before anything lands.
         creatable = {t.key.name for t in targets if t.key.group == "" and t.key.kind == "Namespace"}
         if opts.create_namespace and opts.namespace:
@@ -431,7 +545,12 @@ class Syncer:
             if failed is not None:
                 return Outcome(Phase.FAILED, failed, [])
 
-        applied_ok = await self._apply_in_order(targets, results)
+        prunes = None if opts.subset else self._prune_plan(targets)
+        applied_ok = await hooks.run_plan(
+            self, targets, results, step_timeout=self.opts.step_timeout, prunes=prunes
+        )
+        if self.terminated:
+            return Outcome(Phase.FAILED, TERMINATED, results)
         if not applied_ok:
             failed_msgs = [
                 f"{r.key}: {r.message}" for r in results if r.status is ResultCode.SYNC_FAILED
@@ -441,9 +560,6 @@ class Syncer:
                 "one or more objects failed to apply: " + "; ".join(failed_msgs),
                 results,
             )
-
-        if not opts.subset:
-            await self._prune(targets, results, prune=opts.prune)
         return Outcome(Phase.SUCCEEDED, "successfully synced (all tasks run)", results)
 
     async def _dry_run_all(
@@ -464,7 +580,7 @@ class Syncer:
             if not target.key.name or "name" not in target.obj["metadata"]:
                 return  # generateName hooks are created, not applied
             try:
-                await self.comparer.predicted(target)
+                await self.comparer.predicted(target, self.cache.get(target.key))
             except kerrors.NotFound as exc:
                 # The namespace may be created by this sync (CreateNamespace or a Namespace).
                 if any(f'"{ns}"' in exc.message for ns in creatable):
@@ -513,22 +629,31 @@ class Syncer:
                 return
             await asyncio.sleep(0.25)
 
-    async def _apply_in_order(self, targets: list[Target], results: list[ResourceResult]) -> bool:
-        # Phases, waves, hooks and their delete policies: see syrup.gitops.hooks.
-        return await hooks.run_plan(self, targets, results, step_timeout=self.opts.step_timeout)
-
     async def _apply_one(self, target: Target) -> ResourceResult:
         if target.res is None:
             await self._resolve_late(target)
         if target.res is None:
             return _result(target, ResultCode.SYNC_FAILED, _missing_kind_message(target))
         live = self.cache.get(target.key)
+        body = target.obj
+        note = ""
+        if target.respect_ignore and live is not None:
+            # RespectIgnoreDifferences: what ignoreDifferences covers keeps its live value.
+            body = ignore.keep_live(target.obj, live, target.ignore_rules)
+        if target.too_big_for_csa:
+            note = (
+                f" (applied server-side: the {csa.LAST_APPLIED} annotation would exceed "
+                f"{csa.ANNOTATIONS_LIMIT} bytes)"
+            )
         try:
             if "name" not in target.obj["metadata"]:
-                obj = await self.client.create(target.res, target.obj, field_manager=FIELD_MANAGER)
+                obj = await self.client.create(target.res, body, field_manager=FIELD_MANAGER)
                 verb = "created"
             else:
-                obj = await self.client.apply(target.res, target.obj, field_manager=FIELD_MANAGER)
+                if target.client_side:
+                    obj = await write_client_side(self.client, target, live, body=body)
+                else:
+                    obj = await self.client.apply(target.res, body, field_manager=FIELD_MANAGER)
                 verb = (
                     "created"
                     if live is None
@@ -540,25 +665,39 @@ class Syncer:
         self.cache.record(obj)
         if not target.hook:
             self.comparer.remember(target, obj)
-        return _result(target, ResultCode.SYNCED, f"{target.display} {verb}")
+        return _result(target, ResultCode.SYNCED, f"{target.display} {verb}{note}")
 
-    async def _prune(
-        self, targets: list[Target], results: list[ResourceResult], *, prune: bool
-    ) -> None:
+    def _prune_plan(self, targets: list[Target]) -> PrunePlan:
+        """The app's live objects that Git no longer has, by the wave they are pruned in.
+
+        Argo CD prunes an object in its own wave (its live ``sync-wave`` annotation: it is no
+        longer in Git); ``PruneLast=true``, for the app or on the object, defers it until
+        every wave of the Sync phase has run.
+        """
         wanted = {t.key for t in targets}
-        extra = [
-            o
-            for o in self.cache.tracked(self.app)
-            if kcache.key_of(o) not in wanted and is_top_level(o) and not order.is_hook(o)
-        ]
+        plan = PrunePlan()
+        for obj in self.cache.tracked(self.app):
+            if kcache.key_of(obj) in wanted or not is_top_level(obj) or order.is_hook(obj):
+                continue
+            if _resource_options(obj).over(self.opts.app).prune_last:
+                plan.last.append(obj)
+                continue
+            try:
+                wave = waves.wave_of(obj)
+            except waves.InvalidHook:
+                wave = 0
+            plan.by_wave.setdefault(wave, []).append(obj)
+        return plan
+
+    async def prune(self, objs: list[dict[str, Any]], results: list[ResourceResult]) -> None:
+        """Delete ``objs`` (one wave's worth) unless pruning is off or the object opts out."""
         # Prune in reverse sync order: dependents before what they depend on.
-        extra.sort(key=order.sort_key, reverse=True)
-        for obj in extra:
+        for obj in sorted(objs, key=order.sort_key, reverse=True):
             key = kcache.key_of(obj)
             version = str(obj.get("apiVersion", "")).rpartition("/")[2]
             display = f"{key.kind.lower()}/{key.name}"
             keep = not _resource_options(obj).may_prune
-            if not prune or keep:
+            if not self.opts.prune or keep:
                 results.append(
                     ResourceResult(
                         key, version, ResultCode.PRUNE_SKIPPED, "ignored (requires pruning)"

@@ -4,8 +4,10 @@ Argo CD's gitops-engine keeps the same kind of cache: list each resource type on
 a watch from the list's resourceVersion; a watch that expires (410 Gone) relists. New resource
 types appear when a CustomResourceDefinition becomes established: the cache watches CRDs,
 re-runs discovery and starts watching the new types. Objects are stored without
-``managedFields`` (the largest and least useful part for diffing) and indexed by the tracking
-label, so "everything app X owns" is one dictionary lookup.
+``managedFields`` (the largest and least useful part for diffing) unless
+:attr:`LiveCache.keep_managed_fields` asks for them (ignoreDifferences by manager needs them,
+for the few apps that use it), and indexed by the tracking label, so "everything app X owns"
+is one dictionary lookup.
 
 Listeners get ``(key, old, new)`` for every change; they must be cheap (they run on the event
 loop), typically putting an app on a work queue.
@@ -88,6 +90,9 @@ class LiveCache:
         #: tracking (syrup.gitops.tracking) passes its own reading here.
         self.owner_of = owner_of
         self.skipped = frozenset(skipped)
+        #: Which objects keep ``metadata.managedFields`` (all others drop it to save memory);
+        #: the GitOps controller keeps them for apps whose ignoreDifferences name managers.
+        self.keep_managed_fields: Callable[[dict[str, Any]], bool] | None = None
         self.objects: dict[Key, dict[str, Any]] = {}
         #: Recently deleted keys and the resourceVersion of their deletion.
         self._deleted: dict[Key, dict[str, Any]] = {}
@@ -180,7 +185,8 @@ class LiveCache:
 
     def _store(self, key: Key, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
-        meta.pop("managedFields", None)
+        if self.keep_managed_fields is None or not self.keep_managed_fields(obj):
+            meta.pop("managedFields", None)
         old = self.objects.get(key)
         self.objects[key] = obj
         old_app, new_app = self._app_of(old), self._app_of(obj)

@@ -258,12 +258,12 @@ def _check_meta(obj: Obj, out: _Collector, *, namespaced_name_rule: str) -> None
         total = 0
         for key, value in annotations.items():
             _check_key(key, "metadata.annotations", out)
-            total += len(key) + len(str(value or ""))
+            total += len(key.encode()) + len(str(value or "").encode())
         if total > 256 * 1024:
             out.causes.append(
                 errors.Cause(
                     "metadata.annotations",
-                    f"Too long: may not be more than 262144 bytes (was {total})",
+                    "Too long: must have at most 262144 bytes",
                     "FieldValueTooLong",
                 )
             )
