@@ -73,7 +73,10 @@ def test_sources_win_over_source_and_every_repository_is_listed() -> None:
 @pytest.mark.parametrize(
     ("sources", "where"),
     [
-        ([{"repoURL": "r", "helm": {"valueFiles": ["$nope/v.yaml"]}}], "spec.sources[0].helm.valueFiles[0]"),
+        (
+            [{"repoURL": "r", "helm": {"valueFiles": ["$nope/v.yaml"]}}],
+            "spec.sources[0].helm.valueFiles[0]",
+        ),
         ([GIT], "spec.sources"),
         ([GIT, GIT, {"repoURL": "r", "path": "p"}], "spec.sources[0].ref"),
         ([{**GIT, "ref": "has/slash"}], "spec.sources[0].ref"),
@@ -101,3 +104,28 @@ def test_manifest_generate_paths_are_split_on_semicolons() -> None:
     assert parsed.generate_paths == (".", "/shared/config")
     unset = models.parse_application(app({"source": {"repoURL": "r", "path": "apps/a"}}))
     assert unset.generate_paths is None
+
+
+def test_a_push_to_any_source_of_a_multi_source_app_concerns_it() -> None:
+    from syrup.api import webhooks
+
+    values = "https://github.com/acme/values.git"
+    multi = app(
+        {
+            "sources": [
+                {"repoURL": "https://charts.example.com", "chart": "demo", "targetRevision": "1"},
+                {"repoURL": values, "targetRevision": "main", "ref": "values"},
+            ]
+        }
+    )
+    single = app({"source": {"repoURL": "https://github.com/acme/other.git"}})
+    single["metadata"]["name"] = "b"
+    push = webhooks.Push(
+        webhooks.Provider.GITHUB,
+        frozenset({webhooks.normalize(values)}),
+        "refs/heads/main",
+        "main",
+    )
+    assert webhooks.matching_apps(push, [multi, single]) == [("argocd", "a")]
+    elsewhere = webhooks.Push(push.provider, push.urls, "refs/heads/dev", "main")
+    assert webhooks.matching_apps(elsewhere, [multi, single]) == []

@@ -111,7 +111,11 @@ class _AppInfo(Collector):
                     str(meta.get("namespace", "")),
                     str(meta.get("name", "")),
                     str(spec.get("project") or "default"),
-                    str((spec.get("source") or {}).get("repoURL", "")),
+                    str(
+                        (spec.get("source") or (spec.get("sources") or [{}])[0] or {}).get(
+                            "repoURL", ""
+                        )
+                    ),
                     str((spec.get("destination") or {}).get("namespace", "")),
                     str((status.get("health") or {}).get("status", "Unknown")),
                     str((status.get("sync") or {}).get("status", "Unknown")),

@@ -28,7 +28,7 @@ from typing import Any
 
 from syrup import errors, logs
 from syrup.gitops import controller as gcontroller
-from syrup.gitops import diff, models, sync
+from syrup.gitops import credentials, diff, models, sync
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -68,6 +68,13 @@ class SyncRequest:
     resources: tuple[Mapping[str, str], ...] = ()
 
 
+def _repo_urls(spec: Mapping[str, Any]) -> list[str]:
+    """The repoURL of each source: ``spec.sources`` when given, else ``spec.source``."""
+    many = spec.get("sources")
+    listed = many if isinstance(many, list) and many else [spec.get("source")]
+    return [str(s.get("repoURL") or "") for s in listed if isinstance(s, Mapping)]
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
@@ -104,7 +111,7 @@ def matches(app: Mapping[str, Any], f: AppFilter) -> bool:
         return False
     if f.sync and (status.get("sync") or {}).get("status", "Unknown") != f.sync:
         return False
-    if f.repo and (spec.get("source") or {}).get("repoURL") != f.repo:
+    if f.repo and f.repo not in _repo_urls(spec):
         return False
     if f.selector and not _labels_match(meta.get("labels") or {}, f.selector):
         return False
@@ -637,18 +644,22 @@ class Service:
             "serverVersion": self.cache.discovery.server_version,
         }
         others = []
+        connected = set(self.ctl.clusters.connected())
         for s in self._secrets("cluster"):
-            data = _decode(s)
-            others.append(
-                {
-                    "server": data.get("server", ""),
-                    "name": data.get("name", ""),
-                    "connectionState": {
+            server, name = credentials.cluster_identity(s)
+            # The Secrets are the one registry; the controller says which ones it watches now.
+            state: Obj = {"status": "Successful"}
+            try:
+                credentials.cluster(s)
+            except credentials.InvalidCredentials as exc:
+                state = {"status": "Failed", "message": str(exc)}
+            else:
+                if server.rstrip("/") not in connected:
+                    state = {
                         "status": "Unknown",
-                        "message": "only the in-cluster destination is served by this controller",
-                    },
-                }
-            )
+                        "message": "not connected: no application deploys to it",
+                    }
+            others.append({"server": server, "name": name, "connectionState": state})
         return [local, *sorted(others, key=lambda c: str(c["server"]))]
 
     async def add_cluster(self, body: Any) -> Obj:

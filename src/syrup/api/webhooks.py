@@ -131,11 +131,17 @@ def matching_apps(push: Push, apps: Iterable[Mapping[str, Any]]) -> list[tuple[s
     """(namespace, name) of each Application this push concerns."""
     out = []
     for app in apps:
-        source = (app.get("spec") or {}).get("source") or {}
-        url = source.get("repoURL")
-        if not isinstance(url, str) or normalize(url) not in push.urls:
-            continue
-        if not revision_matches(str(source.get("targetRevision") or ""), push):
+        spec = app.get("spec") or {}
+        many = spec.get("sources")
+        listed = many if isinstance(many, list) and many else [spec.get("source") or {}]
+        # Any of the app's sources (a multi-source app's values repository too).
+        if not any(
+            isinstance(source, Mapping)
+            and isinstance(source.get("repoURL"), str)
+            and normalize(source["repoURL"]) in push.urls
+            and revision_matches(str(source.get("targetRevision") or ""), push)
+            for source in listed
+        ):
             continue
         meta = app.get("metadata") or {}
         out.append((str(meta.get("namespace")), str(meta.get("name"))))

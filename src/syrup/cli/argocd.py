@@ -261,10 +261,21 @@ def app_list(
             policy,
         ]
         if output is Output.WIDE:
-            src = spec.get("source") or {}
+            src = _first_source(spec)
             row += [src.get("repoURL", ""), src.get("path", ""), src.get("targetRevision", "")]
         table.add_row(*row)
     out.print(table)
+
+
+def _first_source(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec.sources[0]`` when the app has ``sources`` (they win over ``source``), else
+    ``spec.source``: what Argo CD's CLI shows for a multi-source app."""
+    many = spec.get("sources")
+    if isinstance(many, list) and many and isinstance(many[0], dict):
+        first: dict[str, Any] = many[0]
+        return first
+    one = spec.get("source")
+    return one if isinstance(one, dict) else {}
 
 
 @app_cmd.command("get")
@@ -283,7 +294,7 @@ def app_get(
     if emit(a, output, names=[name]):
         return
     spec, status = a.get("spec") or {}, a.get("status") or {}
-    src, dest = spec.get("source") or {}, spec.get("destination") or {}
+    src, dest = _first_source(spec), spec.get("destination") or {}
     sync_status, health = _status(a)
     rows = [
         ("Name:", f"{a['metadata']['namespace']}/{name}"),
@@ -351,7 +362,8 @@ def _source_flags(
     values: list[str],
     helm_set: list[str],
 ) -> None:
-    source = spec.setdefault("source", {})
+    # A multi-source app's first source is the one edited (Argo CD's CLI does the same).
+    source = _first_source(spec) if spec.get("sources") else spec.setdefault("source", {})
     dest = spec.setdefault("destination", {})
     for key, value in (("repoURL", repo), ("path", path), ("targetRevision", revision)):
         if value is not None:
@@ -497,7 +509,7 @@ def app_unset(
     client = api(server, auth_token)
     current = client.get(f"/api/v1/applications/{name}")
     spec = current.get("spec") or {}
-    source = spec.get("source") or {}
+    source = _first_source(spec)
     helm = source.get("helm") or {}
     changed = False
     if values and helm.get("valueFiles"):
@@ -922,14 +934,39 @@ def proj_get(
 
 @clusters_cmd.command("add")
 def cluster_add(
-    server_url: str = typer.Argument(..., help="The cluster's API URL."),
-    name: str = typer.Option(..., "--name"),
+    server_url: str | None = typer.Argument(
+        None, help="The cluster's API URL (not needed with --kubeconfig)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Default: the kubeconfig context."),
+    kubeconfig: Path | None = typer.Option(
+        None, "--kubeconfig", help="Take the server and credentials from this kubeconfig."
+    ),
+    context: str | None = typer.Option(None, "--context", help="The kubeconfig context."),
     server: str | None = SERVER,
     auth_token: str | None = TOKEN,
 ) -> None:
-    """Register a destination cluster."""
-    api(server, auth_token).post("/api/v1/clusters", json={"server": server_url, "name": name})
-    out.print(f"cluster '{server_url}' added")
+    """Register a destination cluster (stored as an Argo CD cluster Secret)."""
+    body: dict[str, Any] = {"server": server_url, "name": name}
+    if kubeconfig is not None:
+        from syrup import errors
+        from syrup.gitops import credentials
+
+        if not context:
+            fail("--context is required with --kubeconfig")
+        try:
+            secret = credentials.cluster_secret(kubeconfig, context=context)
+        except errors.SyrupError as exc:
+            fail(str(exc))
+        data = secret["stringData"]
+        body = {
+            "server": server_url or data["server"],
+            "name": name or context,
+            "config": json.loads(data["config"]),
+        }
+    elif not server_url or not name:
+        fail("give SERVER_URL and --name, or --kubeconfig and --context")
+    api(server, auth_token).post("/api/v1/clusters", json=body)
+    out.print(f"cluster '{body['server']}' added")
 
 
 @clusters_cmd.command("list")

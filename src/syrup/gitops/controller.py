@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -43,6 +44,7 @@ from syrup import errors, logs, paths
 from syrup.gitops import (
     clusters,
     crds,
+    credentials,
     git,
     health,
     history,
@@ -55,6 +57,8 @@ from syrup.gitops import (
     sync,
     tracking,
 )
+from syrup.gitops.render import chartrepo
+from syrup.gitops.render import sources as rsources
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -128,6 +132,8 @@ class AppState:
     terminated: tuple[str, str] | None = None
     #: The destination cluster of the last reconcile (None: the controller's own).
     conn: clusters.Connection | None = None
+    #: The revision of each source (commit SHA or chart version) of the last render.
+    revisions: tuple[str, ...] = ()
 
 
 def _now() -> str:
@@ -173,6 +179,9 @@ class Controller:
         data_dir = paths.ensure_data_dir(settings.data_dir)
         self.repos = git.RepoCache(data_dir / "gitops", ls_remote_ttl=settings.ls_remote_ttl)
         self.renders = render.RenderCache()
+        self.charts = chartrepo.ChartRepos(data_dir / "gitops" / "charts")
+        self.sources: rsources.Sources
+        self._bad_secrets: set[str] = set()
         self.ignore_defaults: tuple[ignore.Rule, ...] = (
             tuple(ignore.load_defaults(settings.ignore_defaults))
             if settings.ignore_defaults is not None
@@ -233,6 +242,11 @@ class Controller:
         self.cache.listeners.append(self._on_change)
         self.cache.discovery_listeners.append(self._on_discovery)
         await self.cache.start()
+        # Built here, not in __init__: a subclass may replace ``repos`` after construction.
+        self.repos.credentials = self._git_credentials
+        self.sources = rsources.Sources(
+            self.repos, self.charts, self.renders, chart_auth=self._chart_auth
+        )
         await self._ensure_projects()
         for _ in range(max(1, self.settings.workers)):
             self._tasks.append(asyncio.create_task(self._worker()))
@@ -301,16 +315,27 @@ class Controller:
     # -- public triggers ------------------------------------------------------------------
 
     def refresh_repo(self, url: str) -> int:
-        """Refresh at once every app whose source is ``url`` (webhooks, the image updater)."""
+        """Refresh at once every app with a source at ``url`` (webhooks, the image updater)."""
         wanted = git.normalize_url(url)
         requested = time.monotonic()
-        apps = []
+        apps: list[tuple[str, str | None]] = []
         for app_obj in self._applications():
-            source = ((app_obj.get("spec") or {}).get("source") or {}).get("repoURL")
-            if source and git.normalize_url(str(source)) == wanted:
+            spec = app_obj.get("spec") or {}
+            many = spec.get("sources") if isinstance(spec.get("sources"), list) else None
+            listed = many or [spec.get("source")]
+            hits = [
+                s
+                for s in listed
+                if isinstance(s, Mapping)
+                and s.get("repoURL")
+                and git.normalize_url(str(s["repoURL"])) == wanted
+            ]
+            if hits:
                 key = self._app_key(app_obj)
                 self.states.setdefault(key, AppState()).force_refresh = requested
-                apps.append((key, str(app_obj["spec"]["source"].get("targetRevision") or "")))
+                # A multi-source app is re-rendered through its cache entries, source by source.
+                revision = None if many else str(hits[0].get("targetRevision") or "")
+                apps.append((key, revision))
         task = asyncio.get_running_loop().create_task(
             self._refresh_touched_first(wanted, apps, requested)
         )
@@ -319,7 +344,7 @@ class Controller:
         return len(apps)
 
     async def _refresh_touched_first(
-        self, url: str, apps: list[tuple[str, str]], requested: float
+        self, url: str, apps: list[tuple[str, str | None]], requested: float
     ) -> None:
         """Reconcile the apps a new commit touches before the rest of the repository's apps.
 
@@ -331,7 +356,7 @@ class Controller:
         rest: list[str] = []
         for key, revision in apps:
             state = self.states.get(key)
-            if state is None or state.result is None or state.sha is None:
+            if state is None or state.result is None or state.sha is None or revision is None:
                 touched.append(key)
                 continue
             try:
@@ -587,7 +612,9 @@ class Controller:
             except clusters.Unusable as exc:
                 return str(exc)
             server, cluster_name = registered.server, registered.name
-        found = project.check_source(app.source.repo_url) or project.check_destination(
+        found = next(
+            (f for f in map(project.check_source, app.repo_urls) if f), None
+        ) or project.check_destination(
             server=server,
             name=cluster_name,
             namespace=app.destination.namespace,
@@ -650,6 +677,42 @@ class Controller:
             return None
         return state.conn
 
+    def _repo_secrets(self) -> list[credentials.RepoCredentials]:
+        """``repository`` and ``repo-creds`` Secrets of the watched namespaces, as the cache
+        holds them now (a Secret added or fixed counts from the next git call on)."""
+        out = []
+        for secret in self.cache.of_kind("", "Secret"):
+            meta = secret.get("metadata") or {}
+            if meta.get("namespace") not in self.settings.namespaces:
+                continue
+            if credentials.secret_type(secret) not in {
+                credentials.SecretType.REPOSITORY,
+                credentials.SecretType.REPO_CREDS,
+            }:
+                continue
+            try:
+                out.append(credentials.repo_credentials(secret))
+            except credentials.InvalidCredentials as exc:
+                name = f"{meta.get('namespace')}/{meta.get('name')}"
+                if name not in self._bad_secrets:
+                    self._bad_secrets.add(name)
+                    _log.warning("ignoring repository credentials", secret=name, error=str(exc))
+        return out
+
+    def _git_credentials(self, url: str) -> credentials.RepoCredentials | None:
+        return credentials.match(url, credentials.git_candidates(self._repo_secrets()))
+
+    def _chart_auth(self, url: str) -> chartrepo.Auth:
+        found = credentials.match_chart(url, self._repo_secrets())
+        if found is None:
+            return chartrepo.Auth()
+        return chartrepo.Auth(
+            username=found.username or None,
+            password=found.password or None,
+            plain_http=found.force_http,
+            insecure=found.insecure,
+        )
+
     def _capabilities(self, app: models.Application | None = None) -> render.Capabilities:
         # Helm sees the destination cluster's version and APIs, as in Argo CD.
         discovery = (self._conn(app) if app is not None else self.clusters.local).cache.discovery
@@ -709,23 +772,9 @@ class Controller:
         if app.refresh is not None:
             requested = time.monotonic()
         state.force_refresh = None
-        url = app.source.repo_url
         try:
-            resolved = await self.repos.resolve(
-                url, app.source.target_revision, fresh_after=requested
-            )
-            req = render.Request(
-                repo_url=resolved.url,
-                sha=resolved.sha,
-                source=app.source,
-                app_name=app.name,
-                namespace=app.destination.namespace,
-                capabilities=self._capabilities(app),
-            )
-            result = await self.renders.render(
-                req,
-                checkout=lambda: self.repos.snapshot(url, resolved.sha),
-                changes=lambda old: self.repos.changed_paths(url, old, resolved.sha),
+            rendered = await self.sources.render(
+                app, capabilities=self._capabilities(app), fresh_after=requested
             )
         except (git.GitError, render.RenderError) as exc:
             state.error_type = "ComparisonError"
@@ -734,10 +783,12 @@ class Controller:
             log.warning("refresh failed", error=str(exc))
             await self._clear_refresh_annotation(obj, app)
             return False
-        if state.sha != resolved.sha:
-            log.info("revision resolved", revision=app.source.target_revision, sha=resolved.sha)
-        state.sha = resolved.sha
+        if state.sha != rendered.sha:
+            log.info("revision resolved", revision=app.source.target_revision, sha=rendered.sha)
+        state.sha = rendered.sha
+        state.revisions = rendered.revisions
         state.spec_hash = app.spec_hash
+        result = rendered.result
         state.result = result
         state.targets = self._prepare(app, result)
         state.discovery_id = self._discovery_id
@@ -797,12 +848,16 @@ class Controller:
             targets, revision = state.targets, None
             if op.revision and op.revision not in (state.sha, app.source.target_revision):
                 try:
-                    resolved = await self.repos.resolve(app.source.repo_url, op.revision)
-                    targets = await self._targets_at(app, app.source.repo_url, resolved.sha)
+                    # A chart source's revision is a chart version, not a commit.
+                    revision = (
+                        op.revision
+                        if app.source.chart
+                        else (await self.repos.resolve(app.source.repo_url, op.revision)).sha
+                    )
+                    targets = await self._targets_at(app, app.source.repo_url, revision)
                 except (git.GitError, render.RenderError) as exc:
                     await self._patch_app(obj, {"operation": None})
                     return self._refused(state, f"sync to {op.revision} failed: {exc}")
-                revision = resolved.sha
             # operation.sync.resources: a subset; the rest is neither applied nor pruned.
             subset = ((obj.get("operation") or {}).get("sync") or {}).get("resources")
             if subset:
@@ -867,18 +922,19 @@ class Controller:
         return await self._sync(obj, app, state, opts, initiated={"automated": True})
 
     async def _targets_at(self, app: models.Application, url: str, sha: str) -> list[sync.Target]:
-        """The app rendered at another commit (rollback, sync to a revision), uncached."""
-        root = await self.repos.snapshot(url, sha)
-        req = render.Request(
-            repo_url=url,
-            sha=sha,
-            source=app.source,
-            app_name=app.name,
-            namespace=app.destination.namespace,
-            capabilities=self._capabilities(app),
+        """The app rendered at another commit (rollback, sync to a revision).
+
+        A chart source takes a chart version instead of a commit.
+        """
+        source = dataclasses.replace(
+            app.source,
+            repo_url=app.source.repo_url if app.source.chart else url,
+            target_revision=sha,
         )
-        result = await asyncio.to_thread(render.render_now, req, root)
-        return self._prepare(app, result)
+        rendered = await self.sources.render(
+            app, capabilities=self._capabilities(app), sources=(source,)
+        )
+        return self._prepare(app, rendered.result)
 
     def _refused(self, state: AppState, message: str) -> dict[str, Any]:
         """An operation that could not start: a Failed operationState saying why."""
@@ -995,10 +1051,12 @@ class Controller:
             phase=str(outcome.phase),
             message=outcome.message[:300],
         )
+        # A multi-source app's sync is of all its sources (Argo CD writes lists then).
+        multi = app.multi_source and source is None and revision is None
         if source is None:
             source = (obj.get("spec") or {}).get("source") or {}
         revision = revision or state.sha
-        return {
+        op_state = {
             "operation": {
                 "sync": {
                     "revision": revision,
@@ -1017,6 +1075,9 @@ class Controller:
                 "resources": [r.to_json() for r in outcome.results],
             },
         }
+        if multi:
+            _as_multi_source(op_state, obj.get("spec") or {}, state.revisions)
+        return op_state
 
     def _termination_check(self, obj: Mapping[str, Any]) -> Callable[[], bool]:
         """Whether the operation was terminated since the sync started, read from the cache.
@@ -1128,7 +1189,17 @@ class Controller:
             "summary": {"images": self._images(state)},
             "reconciledAt": _now(),
         }
-        conditions = self._conditions(old, comparison, operation_state)
+        if app.multi_source:
+            sync_status = status["sync"]
+            del sync_status["revision"], sync_status["comparedTo"]["source"]
+            sync_status["revisions"] = list(state.revisions)
+            sync_status["comparedTo"]["sources"] = (obj.get("spec") or {}).get("sources") or []
+        conditions = self._conditions(
+            old,
+            comparison,
+            operation_state,
+            repeated=state.result.repeated if state.result else (),
+        )
         if conditions:
             status["conditions"] = conditions
         status["operationState"] = operation_state or old.get("operationState")
@@ -1136,13 +1207,17 @@ class Controller:
             del status["operationState"]
         entries = list(old.get("history") or [])
         if operation_state is not None and self._deployed(operation_state):
+            result = operation_state["syncResult"]
+            # revision/source, or revisions/sources for a multi-source app.
+            what = {k: result[k] for k in ("revision", "revisions") if k in result}
+            where = {k: result[k] for k in ("source", "sources") if k in result}
             entries.append(
                 {
                     "id": (entries[-1]["id"] + 1) if entries else 0,
-                    "revision": operation_state["syncResult"]["revision"],
+                    **what,
                     "deployStartedAt": operation_state["startedAt"],
                     "deployedAt": operation_state["finishedAt"],
-                    "source": operation_state["syncResult"]["source"],
+                    **where,
                     "initiatedBy": operation_state["operation"]["initiatedBy"],
                 }
             )
@@ -1167,6 +1242,8 @@ class Controller:
         old: Mapping[str, Any],
         comparison: sync.Comparison,
         operation_state: dict[str, Any] | None,
+        *,
+        repeated: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
         previous = {c.get("type"): c for c in old.get("conditions") or []}
         wanted: list[tuple[str, str]] = []
@@ -1183,6 +1260,16 @@ class Controller:
                 for key, owner in sorted(comparison.shared.items())
             )
             wanted.append(("SharedResourceWarning", shared))
+        if repeated:
+            # Several sources produced one object: the last source's copy is the one applied.
+            wanted.append(
+                (
+                    "RepeatedResourceWarning",
+                    "; ".join(
+                        f"{key} appeared more than once; the last source wins" for key in repeated
+                    ),
+                )
+            )
         out = []
         for kind, message in wanted:
             prev = previous.get(kind)
@@ -1307,6 +1394,19 @@ class Controller:
                 patch={"metadata": {"finalizers": []}},
             )
         self.cache.forget(own_key)
+
+
+def _as_multi_source(
+    op_state: dict[str, Any], spec: Mapping[str, Any], revisions: tuple[str, ...]
+) -> None:
+    """Argo CD's shape of a multi-source sync: ``revisions`` and ``sources`` lists."""
+    op_state["operation"]["sync"].pop("revision", None)
+    op_state["operation"]["sync"]["revisions"] = list(revisions)
+    result = op_state["syncResult"]
+    result.pop("revision", None)
+    result.pop("source", None)
+    result["revisions"] = list(revisions)
+    result["sources"] = list(spec.get("sources") or [])
 
 
 def _selected(target: sync.Target, wanted: Any) -> bool:
