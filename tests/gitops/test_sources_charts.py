@@ -22,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 from tests.conftest import Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import Repo
-from tests.gitops.test_chartrepo import free_port
+from tests.gitops.test_chartrepo import archives, free_port, oci_registry
+
+__all__ = ["archives", "oci_registry"]  # fixtures shared with test_chartrepo
 
 TEMPLATE = """\
 apiVersion: v1
@@ -213,3 +215,38 @@ def test_a_chart_takes_values_from_a_git_ref_and_a_values_commit_re_syncs_it(
         assert configmap(cluster, ns, "m-settings")["greeting"] == "changed"
         # Only the chart renders again (it reads the file); the extra path is carried forward.
         assert running.run(lambda: running.controller.renders.renders) - renders == 1
+
+
+def test_an_oci_chart_resolves_its_range_with_a_helm_secret_for_the_registry(
+    cluster: Cluster, ns: str, oci_registry: str, running: harness.Running
+) -> None:
+    # Argo CD keeps an OCI registry's Secret without the scheme, and says enableOCI.
+    registry = oci_registry.removeprefix("oci://")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "registry",
+            "namespace": ns,
+            "labels": {"argocd.argoproj.io/secret-type": "repository"},
+        },
+        "stringData": {
+            "url": registry,
+            "type": "helm",
+            "enableOCI": "true",
+            "insecureOCIForceHttp": "true",
+        },
+    }
+    name = f"{ns}-oci"
+    source = {
+        "repoURL": registry,
+        "chart": "demo",
+        "targetRevision": "~0.1",
+        "helm": {"valuesObject": {"serviceAccount": {"create": False}}},
+    }
+    with cluster.client() as client:
+        harness.apply(client, secret, f"/api/v1/namespaces/{ns}/secrets")
+        harness.apply_app(client, app_object(name, ns, source=source))
+        app = settled(client, ns, name, lambda s: (s.get("sync") or {}).get("revision") == "0.1.5")
+    assert app["spec"]["source"]["repoURL"] == registry
+    cluster.kubectl_json("get", "deployment", f"{name}-demo", "-n", ns)
