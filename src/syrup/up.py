@@ -48,6 +48,8 @@ class Settings:
     namespace: str = "argocd"
     refresh_seconds: float = 120.0
     reset_admin_password: bool = False
+    #: label, annotation or annotation+label (see syrup.gitops.tracking).
+    tracking_method: str = "label"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Platform:
                 data_dir=self.data_dir,
                 namespaces=(self.settings.namespace,),
                 refresh_seconds=self.settings.refresh_seconds,
+                tracking_method=self.settings.tracking_method,
             ),
             metrics=metrics,
         )

@@ -27,6 +27,11 @@ def run(
     workers: int = typer.Option(8, "--workers", help="Applications reconciled in parallel."),
     refresh_seconds: float = typer.Option(120.0, "--refresh-seconds", help="Refresh period."),
     jitter_seconds: float = typer.Option(60.0, "--jitter-seconds", help="Refresh jitter."),
+    tracking_method: str = typer.Option(
+        "label",
+        "--tracking-method",
+        help="How apps mark their objects: label, annotation or annotation+label.",
+    ),
 ) -> None:
     """Keep the cluster equal to what its Applications' Git sources say."""
     # lightkube's HTTP client (httpx2) logs every request at INFO: far too loud for watches.
@@ -39,6 +44,7 @@ def run(
         workers=workers,
         refresh_seconds=refresh_seconds,
         jitter_seconds=jitter_seconds,
+        tracking_method=tracking_method,
     )
     try:
         asyncio.run(controller.run(settings))

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from syrup import errors, up
+from syrup.gitops import tracking
 
 app = typer.Typer(
     help="Start Syrup: local cluster, GitOps controller, API and web UI.",
@@ -68,6 +69,11 @@ def run(
     reset_admin_password: bool = typer.Option(
         False, "--reset-admin-password", help="Generate and print a new admin password."
     ),
+    tracking_method: str = typer.Option(
+        "label",
+        "--tracking-method",
+        help="How apps mark their objects: label, annotation or annotation+label.",
+    ),
 ) -> None:
     """Start the local cluster, the GitOps controller and the API/UI; Ctrl-C stops them."""
     logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -83,8 +89,10 @@ def run(
         demo=demo,
         refresh_seconds=refresh_seconds,
         reset_admin_password=reset_admin_password,
+        tracking_method=tracking_method,
     )
     try:
+        tracking.parse_method(tracking_method)
         asyncio.run(up.serve(settings, on_ready=_print_banner))
     except KeyboardInterrupt:
         pass
