@@ -105,6 +105,14 @@ def test_cluster_add_from_a_kubeconfig_context_then_an_app_deploys_there(
     shown = cli("app", "get", name, "-o", "json").stdout
     assert remote.token not in shown and remote.token not in up.log()
 
+    # The API shows the app's resources as they live on the destination.
+    with up.client(up.login()) as api:
+        tree = api.get(f"/api/v1/applications/{name}/resource-tree").json()["nodes"]
+        managed = api.get(f"/api/v1/applications/{name}/managed-resources").json()["items"]
+    assert {"Deployment", "ReplicaSet", "Pod"} <= {n["kind"] for n in tree}
+    assert all(n.get("uid") for n in tree), tree
+    assert {m["name"] for m in managed if m["liveState"]} == {"web", "web-config"}
+
     # Removing the cluster leaves the app with a condition naming the destination.
     cli("cluster", "rm", remote.url)
     assert "staging" not in _clusters(cli)

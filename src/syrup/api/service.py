@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from syrup import errors, logs
+from syrup.gitops import clusters, credentials, diff, models, sync
 from syrup.gitops import controller as gcontroller
-from syrup.gitops import credentials, diff, models, sync
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
 from syrup.kube import errors as kerrors
@@ -212,13 +212,19 @@ class Service:
             raise errors.Unavailable(f"application {name} has not been rendered yet")
         return [m for m in (_mask_secret(dict(m)) for m in state.result.manifests) if m]
 
+    def _destination(self, app: Mapping[str, Any]) -> clusters.Connection:
+        """The cluster an app's resources live on (its destination, as last reconciled)."""
+        state = self.ctl.states.get(f"{_meta(app)['namespace']}/{_meta(app)['name']}")
+        return (state.conn if state is not None else None) or self.ctl.clusters.local
+
     def tree(self, namespace: str | None, name: str) -> Obj:
         """Application → its resources → what they own (ReplicaSets, Pods, Jobs), by owner uid."""
         app = self.get_app(namespace, name)
+        live_cache = self._destination(app).cache
         rows = (app.get("status") or {}).get("resources") or []
         children: dict[str, list[Obj]] = {}
         for group, kind in _OWNED_KINDS:
-            for obj in self.cache.of_kind(group, kind):
+            for obj in live_cache.of_kind(group, kind):
                 for ref in _meta(obj).get("ownerReferences") or []:
                     children.setdefault(str(ref.get("uid")), []).append(obj)
         nodes: list[Obj] = []
@@ -253,7 +259,7 @@ class Service:
                 str(row.get("namespace") or ""),
                 str(row.get("name")),
             )
-            live = self.cache.get(key)
+            live = live_cache.get(key)
             if live is None:
                 nodes.append(
                     {
@@ -275,8 +281,8 @@ class Service:
         self, namespace: str | None, name: str, *, group: str, kind: str, rns: str, rname: str
     ) -> Obj:
         """One resource of an app: its live object (Secrets masked)."""
-        self.get_app(namespace, name)
-        live = self.cache.get(kcache.Key(group, kind, rns, rname))
+        app = self.get_app(namespace, name)
+        live = self._destination(app).cache.get(kcache.Key(group, kind, rns, rname))
         if live is None:
             raise errors.NotFound(f"{kind} {rns}/{rname} not found")
         return {"manifest": _mask_secret(live)}
@@ -292,13 +298,15 @@ class Service:
             for r in (app.get("status") or {}).get("resources") or []
         }
 
+        conn = self._destination(app)
+
         async def one(target: sync.Target) -> Obj:
-            live = self.cache.get(target.key)
+            live = conn.cache.get(target.key)
             predicted: Obj | None = None
             message = ""
             if target.res is not None:
                 try:
-                    predicted = await self.ctl.comparer.predicted(target)
+                    predicted = await conn.comparer.predicted(target)
                 except kerrors.ApiError as exc:
                     message = exc.message
             key = target.key
