@@ -172,7 +172,9 @@ def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manif
         assert cm is not None
         expected = {"a": "10", "c": "3", **({"b": "theirs"} if dropped_field_kept else {})}
         assert cm["data"] == expected
-        container = get(client, deploy_path)["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+        deployed = get(client, deploy_path)
+        assert deployed is not None
+        container = deployed["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "nginx:1.28"
         assert {e["name"] for e in container["env"]} == {"KEEP", "EXTRA"}
 
@@ -397,6 +399,42 @@ def test_fields_of_an_ignored_manager_do_not_make_the_app_out_of_sync(
             assert harness.app_state(harness.get_app(client, ns, name))[0] == "Synced"
 
 
+@pytest.mark.parametrize(("managers", "status"), [(["hpa-sim"], "Synced"), (["x"], "OutOfSync")])
+def test_a_manager_rule_added_later_sees_what_that_manager_wrote_before(
+    cluster: Cluster,
+    ns: str,
+    make_repo: Callable[..., Repo],
+    running: harness.Running,
+    managers: list[str],
+    status: str,
+) -> None:
+    repo = make_repo()
+    repo.write("app/deploy.json", deployment(image="nginx:1.27", env={}))
+    repo.commit("first")
+    name = f"{ns}-later"
+    # Synced once on request, so no automated sync answers the drift.
+    app = harness.application(name, ns, repo=repo.url, path="app", dest=name)
+    app["operation"] = {"sync": {}, "initiatedBy": {"username": "test"}}
+    path = f"/apis/apps/v1/namespaces/{name}/deployments/web"
+    with cluster.client() as client:
+        harness.apply_app(client, app)
+        harness.wait_synced_healthy(client, ns, name)
+        # The cache holds this version without managedFields (no app needed them yet).
+        patch(client, path, {"spec": {"replicas": 4}}, manager="hpa-sim")
+        harness.wait_for(
+            "OutOfSync",
+            lambda: harness.app_state(harness.get_app(client, ns, name))[0] == "OutOfSync",
+        )
+        del app["operation"]
+        app["spec"]["ignoreDifferences"] = [
+            {"group": "apps", "kind": "Deployment", "managedFieldsManagers": managers}
+        ]
+        harness.apply_app(client, app)
+        time.sleep(3)
+        assert harness.app_state(harness.get_app(client, ns, name))[0] == status
+        assert replicas(client, name) == 4
+
+
 # -- terminating an operation ---------------------------------------------------------------
 
 
@@ -430,16 +468,23 @@ def operation_phase(client: httpx.Client, ns: str, name: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("run_seconds", "terminate", "phase", "synced"),
-    [(3600, True, "Failed", False), (1, False, "Succeeded", True)],
+    ("automated", "run_seconds", "terminate", "phase", "synced"),
+    [
+        # An automated sync, marked Running, then Terminating (the API's terminate).
+        (True, 3600, {"status": {"operationState": {"phase": "Terminating"}}}, "Failed", False),
+        # A requested sync whose operation is withdrawn.
+        (False, 3600, {"operation": None}, "Failed", False),
+        (True, 1, None, "Succeeded", True),
+    ],
 )
 def test_terminating_a_running_sync_stops_it_before_the_sync_phase(
     cluster: Cluster,
     ns: str,
     make_repo: Callable[..., Repo],
     running: harness.Running,
+    automated: bool,
     run_seconds: int,
-    terminate: bool,
+    terminate: dict[str, Any] | None,
     phase: str,
     synced: bool,
 ) -> None:
@@ -448,25 +493,24 @@ def test_terminating_a_running_sync_stops_it_before_the_sync_phase(
     repo.write("app/cm.json", configmap("settings", {"a": "1"}))
     repo.commit("first")
     name = f"{ns}-term"
-    app = harness.application(name, ns, repo=repo.url, path="app", dest=name, automated={})
+    app = harness.application(
+        name, ns, repo=repo.url, path="app", dest=name, automated={} if automated else None
+    )
+    if not automated:
+        app["operation"] = {"sync": {}, "initiatedBy": {"username": "test"}}
     app_path = f"{harness.APPS.format(ns=ns)}/{name}"
     cm_path = f"/api/v1/namespaces/{name}/configmaps/settings"
     job_path = f"/apis/batch/v1/namespaces/{name}/jobs/migrate"
     with cluster.client() as client:
         harness.apply_app(client, app)
         harness.wait_for("the hook Job", lambda: get(client, job_path))
-        if terminate:
+        if terminate is not None:
             harness.wait_for("Running", lambda: operation_phase(client, ns, name) == "Running")
             # What the API's terminate writes (syrup.api.service).
-            patch(
-                client,
-                app_path,
-                {"operation": None, "status": {"operationState": {"phase": "Terminating"}}},
-                manager="api",
-            )
+            patch(client, app_path, terminate, manager="api")
         harness.wait_for(phase, lambda: operation_phase(client, ns, name) == phase, timeout=90)
         op = harness.get_app(client, ns, name)["status"]["operationState"]
-        if terminate:
+        if terminate is not None:
             assert op["message"] == "Operation terminated"
             harness.wait_for("the hook deleted", lambda: get(client, job_path) is None)
             # Not retried by itself: the hook is not created again, the phase stays.

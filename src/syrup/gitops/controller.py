@@ -208,7 +208,7 @@ class Controller:
         self.status_writes = 0
         self.syncs = 0
         #: Apps whose ignoreDifferences name managers (their objects keep managedFields).
-        self._manager_apps: set[str] = set()
+        self._manager_apps: dict[str, frozenset[str]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -739,11 +739,12 @@ class Controller:
             target.ignore_rules = tuple(r for r in rules if r.matches(target.obj))
         # managedFieldsManagers needs managedFields, which the cache keeps only when asked.
         cache = self._conn(app).cache
-        if any(r.managers for t in targets for r in t.ignore_rules):
-            self._manager_apps.add(app.name)
-            cache.keep_managed_fields = lambda o: cache.owner(o) in self._manager_apps
+        managers = frozenset(m for t in targets for r in t.ignore_rules for m in r.managers)
+        if managers:
+            self._manager_apps[app.name] = managers
+            cache.keep_managed_fields = lambda o: self._manager_apps.get(cache.owner(o))
         else:
-            self._manager_apps.discard(app.name)
+            self._manager_apps.pop(app.name, None)
         # Client-side apply and RespectIgnoreDifferences change how targets are compared.
         with contextlib.suppress(options.InvalidOption):
             sync.configure(targets, options.parse(app.sync_policy.options))
@@ -758,7 +759,7 @@ class Controller:
             if live is None or target.res is None or "managedFields" in live["metadata"]:
                 continue
             with contextlib.suppress(kerrors.ApiError):
-                cache.record(
+                cache.add_managed_fields(
                     await cache.client.get(
                         target.res, namespace=target.key.namespace or None, name=target.key.name
                     )

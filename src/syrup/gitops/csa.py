@@ -20,6 +20,9 @@ Kubernetes rejects an object whose annotations exceed 262144 bytes in total. Whe
 last-applied annotation would push an object over that limit, :func:`fits` says so and the
 sync applies that one object server-side instead, saying so in the resource's result (a sync
 that succeeds beats one that fails on bookkeeping; the object stays what Git says).
+
+NB: hooks are still created or applied server-side: they are recreated each sync, so there is
+no earlier apply for a three-way patch to remember.
 """
 
 from __future__ import annotations

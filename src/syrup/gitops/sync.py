@@ -9,8 +9,17 @@ The steps follow Argo CD's sync (REFERENCE.md):
   compared with the live object (answers are memoised by desired and live content, so an
   unchanged refresh makes no API call).
 * :func:`run` is a sync: a dry run of everything first (any failure stops the sync with
-  nothing applied), then server-side apply in sync order, then prune. Each resource's outcome
-  becomes a :class:`ResourceResult` with the server's message instead of an exception.
+  nothing applied), then apply in sync order, each object pruned in its own wave (or, with
+  ``PruneLast=true``, after the last one). Each resource's outcome becomes a
+  :class:`ResourceResult` with the server's message instead of an exception.
+
+Syrup applies server-side by default, where Argo CD defaults to ``kubectl apply``: the server
+then knows which fields each writer owns, so what an autoscaler or a person set is neither
+fought over nor shown as drift, and no copy of the manifest rides in an annotation.
+``ServerSideApply=false`` (app-level, or a resource's ``sync-options``) selects kubectl's
+client-side apply (:mod:`syrup.gitops.csa`) for those objects; ``Replace=true`` wins over
+both. ``RespectIgnoreDifferences=true`` keeps the live value of ignored fields when applying,
+and a terminated operation (:meth:`Syncer.stopping`) ends the sync before its next step.
 
 Hooks (``argocd.argoproj.io/hook``) are not part of the app's sync status. The apply step
 walks :func:`syrup.gitops.waves.plan` through :mod:`syrup.gitops.hooks`: phases and waves in
@@ -262,11 +271,11 @@ async def write_client_side(
     *,
     dry_run: bool = False,
     body: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Create, or three-way patch, ``target`` the way ``kubectl apply`` does.
 
-    Returns the object as the server stores it (or would, with ``dry_run``); the live object
-    itself when there is nothing to patch.
+    Returns the object as the server stores it (or would, with ``dry_run``); None, without a
+    request, when there is nothing to patch.
     """
     assert target.res is not None
     desired = csa.annotated(body if body is not None else target.obj)
@@ -281,7 +290,7 @@ async def write_client_side(
     meta = csa.meta_for(str(target.obj.get("apiVersion", "")), target.key.kind)
     patch = csa.three_way(csa.previous(live), live, desired, meta=meta)
     if not patch:
-        return dict(live)
+        return None
     patched: dict[str, Any] = await client.request(
         "PATCH",
         target.res.path(target.key.namespace or None, target.key.name),
@@ -354,9 +363,13 @@ class Comparer:
         (no request at all when there is nothing to patch).
         """
         assert target.res is not None
-        self.dry_runs += 1
         if target.client_side:
-            return await write_client_side(self.client, target, live, dry_run=True)
+            predicted = await write_client_side(self.client, target, live, dry_run=True)
+            if predicted is None:
+                return dict(live or {})
+            self.dry_runs += 1
+            return predicted
+        self.dry_runs += 1
         return await self.client.apply(
             target.res, target.obj, field_manager=FIELD_MANAGER, dry_run=True
         )
@@ -651,7 +664,8 @@ class Syncer:
                 verb = "created"
             else:
                 if target.client_side:
-                    obj = await write_client_side(self.client, target, live, body=body)
+                    written = await write_client_side(self.client, target, live, body=body)
+                    obj = written if written is not None else dict(live or {})
                 else:
                     obj = await self.client.apply(target.res, body, field_manager=FIELD_MANAGER)
                 verb = (

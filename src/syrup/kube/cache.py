@@ -4,10 +4,10 @@ Argo CD's gitops-engine keeps the same kind of cache: list each resource type on
 a watch from the list's resourceVersion; a watch that expires (410 Gone) relists. New resource
 types appear when a CustomResourceDefinition becomes established: the cache watches CRDs,
 re-runs discovery and starts watching the new types. Objects are stored without
-``managedFields`` (the largest and least useful part for diffing) unless
-:attr:`LiveCache.keep_managed_fields` asks for them (ignoreDifferences by manager needs them,
-for the few apps that use it), and indexed by the tracking label, so "everything app X owns"
-is one dictionary lookup.
+``managedFields`` (the largest and least useful part for diffing) except the entries of the
+managers :attr:`LiveCache.keep_managed_fields` names (ignoreDifferences by manager needs
+them, for the apps that use it), and indexed by the tracking label, so "everything app X
+owns" is one dictionary lookup.
 
 Listeners get ``(key, old, new)`` for every change; they must be cheap (they run on the event
 loop), typically putting an app on a work queue.
@@ -90,9 +90,10 @@ class LiveCache:
         #: tracking (syrup.gitops.tracking) passes its own reading here.
         self.owner_of = owner_of
         self.skipped = frozenset(skipped)
-        #: Which objects keep ``metadata.managedFields`` (all others drop it to save memory);
-        #: the GitOps controller keeps them for apps whose ignoreDifferences name managers.
-        self.keep_managed_fields: Callable[[dict[str, Any]], bool] | None = None
+        #: The managers whose ``metadata.managedFields`` entries an object keeps (every other
+        #: entry is dropped to save memory; None or empty drops them all). The GitOps
+        #: controller names the managers an app's ignoreDifferences rules ignore.
+        self.keep_managed_fields: Callable[[dict[str, Any]], frozenset[str] | None] | None = None
         self.objects: dict[Key, dict[str, Any]] = {}
         #: Recently deleted keys and the resourceVersion of their deletion.
         self._deleted: dict[Key, dict[str, Any]] = {}
@@ -168,6 +169,30 @@ class LiveCache:
     def forget(self, key: Key) -> None:
         self._remove(key)
 
+    def add_managed_fields(self, obj: dict[str, Any]) -> None:
+        """A fresh read of an object whose cached copy was stored without managedFields.
+
+        The same version only lends its entries to the cached copy (listeners are not told:
+        nothing changed in the cluster); a newer one is recorded as any write answer is.
+        """
+        current = self.objects.get(key_of(obj))
+        if current is not None and _rv(current) == _rv(obj):
+            self._trim_managed_fields(obj)
+            current.setdefault("metadata", {})["managedFields"] = obj["metadata"].get(
+                "managedFields", []
+            )
+        else:
+            self.record(obj)
+
+    def _trim_managed_fields(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        keep = self.keep_managed_fields(obj) if self.keep_managed_fields is not None else None
+        if keep:
+            entries = meta.get("managedFields") or []
+            meta["managedFields"] = [e for e in entries if e.get("manager") in keep]
+        else:
+            meta.pop("managedFields", None)
+
     # -- internals ------------------------------------------------------------------------
 
     def owner(self, obj: Mapping[str, Any] | None) -> str:
@@ -184,9 +209,7 @@ class LiveCache:
         return str(value) if value else None
 
     def _store(self, key: Key, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        if self.keep_managed_fields is None or not self.keep_managed_fields(obj):
-            meta.pop("managedFields", None)
+        self._trim_managed_fields(obj)
         old = self.objects.get(key)
         self.objects[key] = obj
         old_app, new_app = self._app_of(old), self._app_of(obj)
