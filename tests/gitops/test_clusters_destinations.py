@@ -310,3 +310,45 @@ def test_project_destination_rules_match_the_registered_clusters_server_and_name
         assert "ComparisonError" in found and denied not in json.dumps(found), found
     else:
         assert denied in found.get("InvalidSpecError", ""), found
+
+
+def test_a_changed_or_deleted_cluster_secret_disconnects_and_the_app_says_why(
+    cluster: Cluster,
+    cluster_factory: Callable[..., Cluster],
+    ns: str,
+    make_repo: Callable[..., Repo],
+    running: harness.Running,
+) -> None:
+    remote = cluster_factory()
+    repo = make_repo()
+    repo.write("app/cm.yaml", CONFIGMAP.format(name="x"))
+    repo.commit("one ConfigMap")
+    dest, name = f"{ns}-remote", f"{ns}-app"
+    secret = credentials.cluster_secret(remote.kubeconfig, context="syrup", namespace=ns, name="c")
+    app = harness.application(name, ns, repo=repo.url, path="app", dest=dest, automated={})
+    with cluster.client() as client:
+        register(client, secret)
+        harness.apply_app(client, to_cluster(app, server=remote.url))
+        harness.wait_synced_healthy(client, ns, name)
+        assert running.run(running.controller.clusters.connected) == [remote.url]
+
+        # New credentials that the cluster refuses: the old connection goes, the app says so.
+        config = json.loads(secret["stringData"]["config"])
+        config["bearerToken"] = "wrong-token-0123"
+        secret["stringData"]["config"] = json.dumps(config)
+        register(client, secret)
+        refused = harness.wait_for(
+            "a condition about the refused credentials",
+            lambda: conditions(client, ns, name).get("ComparisonError"),
+        )
+        assert remote.url in refused and f"Secret {ns}/c" in refused
+        assert "wrong-token-0123" not in json.dumps(harness.get_app(client, ns, name))
+        assert running.run(running.controller.clusters.connected) == []
+
+        # The Secret gone: the destination is not configured any more.
+        client.delete(f"{SECRETS.format(ns=ns)}/c").raise_for_status()
+        missing = harness.wait_for(
+            "a condition about the missing cluster",
+            lambda: conditions(client, ns, name).get("InvalidSpecError"),
+        )
+        assert f"cluster {remote.url} is not configured" in missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from syrup.gitops import tracking
 from syrup.kube import cache as kcache
-from tests.conftest import Cluster
+from tests.conftest import SYRUP, Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import Repo
 
@@ -73,6 +74,20 @@ def test_a_copy_under_another_identity_is_the_apps_only_with_label_tracking(
     for field, value in change.items():
         (copy if field in ("kind", "apiVersion") else copy["metadata"])[field] = value
     assert tracker.owner(copy) == ("shop" if owned else None)
+
+
+def test_an_object_named_by_the_server_from_generate_name_stays_its_apps() -> None:
+    tracker = tracking.Tracker(tracking.Method.ANNOTATION)
+    hook: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"generateName": "migrate-", "namespace": "shop"},
+    }
+    tracker.stamp(hook, app="shop", key=kcache.Key("batch", "Job", "shop", "migrate-"))
+    hook["metadata"]["name"] = "migrate-x7k2p"
+    assert tracker.owner(hook) == "shop"
+    del hook["metadata"]["generateName"]
+    assert tracker.owner(hook) is None
 
 
 def test_an_unknown_method_is_a_configuration_error() -> None:
@@ -199,3 +214,15 @@ def test_shared_resources_are_still_detected_under_the_chosen_method(
         )
     assert f"is also part of application {first}" in warning
     assert cluster.kubectl_json("get", "cm", "shared", "-n", dest)["data"] == {"k": "first"}
+
+
+def test_the_controller_refuses_an_unknown_tracking_method(cluster: Cluster) -> None:
+    proc = subprocess.run(
+        [SYRUP, "controller", "--kubeconfig", str(cluster.kubeconfig), "--tracking-method", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "tracking method 'x': expected one of label, annotation" in proc.stderr

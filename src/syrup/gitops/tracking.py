@@ -18,6 +18,7 @@ stores them (one dictionary lookup per object, no extra state).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -89,7 +90,14 @@ class Tracker:
         if not value or not meta.get("name"):
             return None
         app = str(value).partition(":")[0]
-        return app if str(value) == tracking_id(app, _key(obj)) else None
+        key = _key(obj)
+        if str(value) == tracking_id(app, key):
+            return app
+        # A hook created from ``generateName`` was stamped before the server named it.
+        prefix = meta.get("generateName")
+        if prefix and str(value) == tracking_id(app, dataclasses.replace(key, name=prefix)):
+            return app
+        return None
 
 
 def _key(obj: Mapping[str, Any]) -> kcache.Key:
