@@ -5,7 +5,10 @@ Shape (after Argo CD's application controller, REFERENCE.md):
 * Applications and AppProjects are custom resources (``argoproj.io/v1alpha1``) in the cluster
   the controller runs against; their CRDs and the ``default`` project are installed when
   missing. Applications are watched in a configurable set of namespaces.
-* Everything reads one watch-based :class:`~syrup.kube.cache.LiveCache`. A change to an
+* Everything reads watch-based :class:`~syrup.kube.cache.LiveCache` objects: one for the
+  controller's own cluster, and one per destination cluster registered as an Argo CD cluster
+  Secret that some app deploys to (:mod:`.clusters`). Objects are an app's by the configured
+  tracking method (:mod:`.tracking`). A change to an
   Application's spec, to its refresh annotation or operation, or to any object it tracks puts
   the app on a de-duplicated work queue served by N workers; one app is never reconciled by
   two workers at once, and a slow app never blocks the others.
@@ -172,7 +175,7 @@ def _relevant(obj: Mapping[str, Any] | None) -> Any:
 
 
 class Controller:
-    """One GitOps controller bound to one cluster."""
+    """One GitOps controller: Applications in its own cluster, resources on their destinations."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
