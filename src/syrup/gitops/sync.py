@@ -249,8 +249,13 @@ def configure(targets: Sequence[Target], app_options: options.SyncOptions) -> No
     The controller calls this when it prepares an app's targets, so comparisons use the same
     mode (client- or server-side) that a sync would write with.
     """
+    plain = app_options.server_side_apply is None and not app_options.respect_ignore_differences
     for target in targets:
         if target.hook:
+            continue
+        if plain and options.SYNC_OPTIONS not in _annotations(target.obj):
+            # The common case, kept cheap: it runs on every refresh of every app.
+            target.client_side = target.too_big_for_csa = target.respect_ignore = False
             continue
         try:
             mine = options.effective(app_options, target.obj)
