@@ -326,6 +326,7 @@ def test_a_changed_or_deleted_cluster_secret_disconnects_and_the_app_says_why(
     dest, name = f"{ns}-remote", f"{ns}-app"
     secret = credentials.cluster_secret(remote.kubeconfig, context="syrup", namespace=ns, name="c")
     app = harness.application(name, ns, repo=repo.url, path="app", dest=dest, automated={})
+    app["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
     with cluster.client() as client:
         register(client, secret)
         harness.apply_app(client, to_cluster(app, server=remote.url))
@@ -352,3 +353,12 @@ def test_a_changed_or_deleted_cluster_secret_disconnects_and_the_app_says_why(
             lambda: conditions(client, ns, name).get("InvalidSpecError"),
         )
         assert f"cluster {remote.url} is not configured" in missing
+
+        # As in Argo CD, an app whose cluster is gone can still be deleted; what it deployed
+        # there stays (nothing can reach it).
+        assert client.delete(f"{harness.APPS.format(ns=ns)}/{name}").status_code == 200
+        harness.wait_for(
+            "the app gone",
+            lambda: client.get(f"{harness.APPS.format(ns=ns)}/{name}").status_code == 404,
+        )
+    assert remote.kubectl_json("get", "cm", "x", "-n", dest)["data"] == {"k": "v"}
