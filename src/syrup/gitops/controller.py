@@ -1343,7 +1343,8 @@ class Controller:
         try:
             conn = await self._destination_of(obj)
         except clusters.Unusable as exc:
-            # As Argo CD: with no usable destination nothing can be deleted; the app still goes.
+            # As Argo CD: with no usable destination nothing can be deleted; the app still goes
+            # (its controller's invalid-cluster path, see argoproj/argo-cd#19571).
             _log.warning("resources left in place", app=self._app_key(obj), error=str(exc))
             conn = None
         except clusters.Unreachable as exc:
