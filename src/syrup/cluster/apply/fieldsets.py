@@ -9,7 +9,10 @@ operations are plain recursive dict walks (no path objects to allocate).
 The rules for which paths a value contributes follow structured-merge-diff (the library behind
 Kubernetes' server-side apply): scalars, atomic lists and atomic maps are leaves; every item of
 a list-map or set is a member along with its fields; struct and map fields contribute their
-leaves, and an empty or null field is a member itself.
+leaves, and an empty or null field is a member itself. That is the set of an apply. The set of
+any other write is what :func:`compare` finds added or changed, where an added object is a member
+along with everything below it, so Update entries carry ``"."`` on the maps, pointer structs and
+list items the write created, as a real API server's do.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from syrup.cluster.apply import zerovalues
 from syrup.cluster.apply.schemas import ANY, Schema
 
 Tree = dict[str, Any]
@@ -172,14 +176,14 @@ def without(a: Tree, paths: Tree) -> Tree:
 
 
 def to_fields_v1(a: Tree) -> dict[str, Any]:
-    """The stored form: a member without children is ``{}``, with children it keeps ``"."``."""
-    out: dict[str, Any] = {}
+    """The stored form: a member without children is ``{}``, with children it keeps ``"."``.
+
+    ``"."`` comes first, where Kubernetes writes it.
+    """
+    out: dict[str, Any] = {MEMBER: {}} if MEMBER in a and len(a) > 1 else {}
     for k, v in a.items():
-        if k == MEMBER:
-            if len(a) > 1:
-                out[k] = {}
-            continue
-        out[k] = to_fields_v1(v)
+        if k != MEMBER:
+            out[k] = to_fields_v1(v)
     return out
 
 
@@ -221,6 +225,13 @@ def _element(k: str) -> str:
 
 
 # -- comparing two values ----------------------------------------------------------------------
+#
+# The comparison follows structured-merge-diff's: a path absent from the old object and present
+# in the new one is added, with everything below it, so a new object, map or list item with
+# children is itself a member (FieldsV1 writes it with ``"."``); a path present in both is only
+# a member when it is a leaf whose value changed. "Absent" is judged as a Go API server judges
+# it: a field the empty Go object always holds (:mod:`.zerovalues`) is present in any object
+# that exists, even where the stored JSON leaves it out.
 
 
 def compare(old: Any, new: Any, schema: Schema | None) -> tuple[Tree, Tree, Tree]:
@@ -240,6 +251,22 @@ def compare(old: Any, new: Any, schema: Schema | None) -> tuple[Tree, Tree, Tree
     return added, removed, modified
 
 
+def all_paths(value: Any, schema: Schema) -> Tree:
+    """Every path of a value that a write creates: the value itself and all below it."""
+    node: Tree = {MEMBER: {}}
+    if isinstance(value, dict):
+        if value and schema.map_type != "atomic":
+            props = schema.properties
+            for name, child in value.items():
+                sub = props.get(name) or schema.additional or ANY
+                node["f:" + name] = all_paths(child, sub)
+    elif isinstance(value, list) and value and schema.list_type != "atomic":
+        items = schema.items or ANY
+        for item in value:
+            node[item_key(item, schema)] = all_paths(item, items)
+    return node
+
+
 def _compare_map(
     old: dict[str, Any],
     new: dict[str, Any],
@@ -252,37 +279,56 @@ def _compare_map(
     for name, nv in new.items():
         sub = props.get(name) or schema.additional or ANY
         key = "f:" + name
-        if name not in old:
-            node = from_object({name: nv}, _wrap(name, sub)).get(key)
-            if node:
-                added[key] = node
-            continue
-        ov = old[name]
-        if ov == nv:
-            continue
-        a: Tree = {}
-        r: Tree = {}
-        m: Tree = {}
-        _compare_value(ov, nv, sub, a, r, m)
-        if a:
-            added[key] = a
-        if r:
-            removed[key] = r
-        if m:
-            modified[key] = m
+        if name in old:
+            ov = old[name]
+            if ov != nv:
+                _compare_child(ov, nv, sub, key, added, removed, modified)
+        elif name in props and name in zerovalues.always_written(schema.ref):
+            # Go decodes a null into the empty value, so only content is a change.
+            zero = _zero(nv)
+            if nv is not None and nv != zero:
+                _compare_child(zero, nv, sub, key, added, removed, modified)
+        else:
+            added[key] = all_paths(nv, sub)
     for name, ov in old.items():
-        if name not in new:
-            sub = props.get(name) or schema.additional or ANY
-            node = from_object({name: ov}, _wrap(name, sub)).get("f:" + name)
-            if node:
-                removed["f:" + name] = node
+        if name in new:
+            continue
+        sub = props.get(name) or schema.additional or ANY
+        key = "f:" + name
+        if name in props and name in zerovalues.always_written(schema.ref):
+            zero = _zero(ov)
+            if ov is not None and ov != zero:
+                _compare_child(ov, zero, sub, key, added, removed, modified)
+        else:
+            removed[key] = all_paths(ov, sub)
 
 
-def _wrap(name: str, sub: Schema) -> Schema:
-    """A one-field struct schema, so ``from_object`` can walk a single field."""
-    wrapper = Schema({"type": "object"}, defs={})
-    wrapper._props = {name: sub}
-    return wrapper
+def _zero(value: Any) -> Any:
+    """What a field the empty Go object holds looks like next to ``value``."""
+    if isinstance(value, list):
+        return []
+    return {} if isinstance(value, dict) else value
+
+
+def _compare_child(
+    ov: Any,
+    nv: Any,
+    schema: Schema,
+    key: str,
+    added: Tree,
+    removed: Tree,
+    modified: Tree,
+) -> None:
+    a: Tree = {}
+    r: Tree = {}
+    m: Tree = {}
+    _compare_value(ov, nv, schema, a, r, m)
+    if a:
+        added[key] = a
+    if r:
+        removed[key] = r
+    if m:
+        modified[key] = m
 
 
 def _compare_value(
@@ -293,11 +339,13 @@ def _compare_value(
     removed: Tree,
     modified: Tree,
 ) -> None:
-    if isinstance(ov, dict) and isinstance(nv, dict) and schema.map_type != "atomic" and ov and nv:
-        _compare_map(ov, nv, schema, added, removed, modified)
+    # Two objects (or null and a non-empty object) compare field by field; two empty or null
+    # values compare as a leaf, which keeps the empty/null distinction.
+    if schema.map_type != "atomic" and _both(ov, nv, dict):
+        _compare_map(ov or {}, nv or {}, schema, added, removed, modified)
         return
-    if isinstance(ov, list) and isinstance(nv, list) and schema.list_type != "atomic" and ov and nv:
-        _compare_list(ov, nv, schema, added, removed, modified)
+    if schema.list_type != "atomic" and _both(ov, nv, list):
+        _compare_list(ov or [], nv or [], schema, added, removed, modified)
         return
     # A leaf (scalar, atomic, or a change of shape): the field itself changed.
     modified[MEMBER] = {}
@@ -312,6 +360,13 @@ def _compare_value(
             removed.update(r)
         if a:
             added.update(a)
+
+
+def _both(ov: Any, nv: Any, kind: type) -> bool:
+    """Whether two values compare as containers of ``kind`` (a null stands for an empty one)."""
+    if isinstance(ov, kind):
+        return isinstance(nv, kind) or (nv is None and bool(ov))
+    return ov is None and isinstance(nv, kind) and bool(nv)
 
 
 def _compare_list(
@@ -329,30 +384,15 @@ def _compare_list(
         key = item_key(item, schema)
         new_keys.add(key)
         if key not in old_by_key:
-            node: Tree = {MEMBER: {}}
-            if isinstance(item, dict):
-                _walk_map(item, items, node)
-            added[key] = node
+            added[key] = all_paths(item, items)
             continue
         before = old_by_key[key]
         if before == item:
             continue
-        a: Tree = {}
-        r: Tree = {}
-        m: Tree = {}
         if isinstance(before, dict) and isinstance(item, dict):
-            _compare_map(before, item, items, a, r, m)
+            _compare_child(before, item, items, key, added, removed, modified)
         else:
-            m[MEMBER] = {}
-        if a:
-            added[key] = a
-        if r:
-            removed[key] = r
-        if m:
-            modified[key] = m
+            modified[key] = {MEMBER: {}}
     for key, item in old_by_key.items():
         if key not in new_keys:
-            node = {MEMBER: {}}
-            if isinstance(item, dict):
-                _walk_map(item, items, node)
-            removed[key] = node
+            removed[key] = all_paths(item, items)
