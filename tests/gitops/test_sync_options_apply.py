@@ -107,13 +107,15 @@ def synced_at(client: httpx.Client, ns: str, name: str, sha: str) -> dict[str, A
 
 
 @pytest.mark.parametrize(
-    ("sync_options", "annotated", "dropped_field_kept"),
+    ("sync_options", "annotated", "dropped_field_kept", "others_kept"),
     [
         # kubectl-style: the last apply had "b", the manifest drops it: it goes, whoever
         # changed it since.
-        (["ServerSideApply=false"], True, False),
+        (["ServerSideApply=false"], True, False, True),
         # Server-side: another manager took "b" over, so the server keeps it for them.
-        ([], False, True),
+        ([], False, True, True),
+        # Replace wins over ServerSideApply=false: the object becomes the manifest.
+        (["ServerSideApply=false", "Replace=true"], False, False, False),
     ],
 )
 def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manifest(
@@ -124,6 +126,7 @@ def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manif
     sync_options: list[str],
     annotated: bool,
     dropped_field_kept: bool,
+    others_kept: bool,
 ) -> None:
     repo = make_repo()
     repo.write("app/cm.json", configmap("settings", {"a": "1", "b": "2"}))
@@ -170,13 +173,17 @@ def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manif
 
         cm = get(client, cm_path)
         assert cm is not None
-        expected = {"a": "10", "c": "3", **({"b": "theirs"} if dropped_field_kept else {})}
+        expected = {
+            "a": "10",
+            **({"b": "theirs"} if dropped_field_kept else {}),
+            **({"c": "3"} if others_kept else {}),
+        }
         assert cm["data"] == expected
         deployed = get(client, deploy_path)
         assert deployed is not None
         container = deployed["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "nginx:1.28"
-        assert {e["name"] for e in container["env"]} == {"KEEP", "EXTRA"}
+        assert {e["name"] for e in container["env"]} == {"KEEP", *(["EXTRA"] * others_kept)}
 
         # Nothing left to do: the comparison agrees with what was written, and stays so.
         time.sleep(2)
