@@ -6,6 +6,7 @@ The chart repository is an ``index.yaml`` and archives served over HTTP on 127.0
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,9 @@ import uvicorn
 from helm_python import chart as hchart
 from helm_python import registry as hregistry
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import Cluster
 from tests.gitops import harness
@@ -25,6 +28,8 @@ from tests.gitops.conftest import Repo
 from tests.gitops.test_chartrepo import archives, free_port, oci_registry
 
 __all__ = ["archives", "oci_registry"]  # fixtures shared with test_chartrepo
+
+USER, PASSWORD = "charts-reader", "chart-Passw0rd-7"
 
 TEMPLATE = """\
 apiVersion: v1
@@ -61,14 +66,28 @@ class ChartRepo:
         hregistry.repo_index_generate(self.root, base_url=self.url)
 
 
-@pytest.fixture
-def chart_repo(tmp_path: Path) -> Iterator[ChartRepo]:
+def basic_auth(app: ASGIApp, user: str, password: str) -> ASGIApp:
+    """Answer 401 to any request without these Basic credentials, as a private repository."""
+    expected = b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or [])
+        if scope["type"] == "http" and headers.get(b"authorization") != expected:
+            await PlainTextResponse("unauthorized", status_code=401)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def serve(tmp_path: Path, auth: tuple[str, str] | None = None) -> Iterator[ChartRepo]:
     root = tmp_path / "charts" / "repo"
     root.mkdir(parents=True)
     port = free_port()
     repo = ChartRepo(root, f"http://127.0.0.1:{port}")
-    app = Starlette()
-    app.mount("/", StaticFiles(directory=root))
+    static = Starlette()
+    static.mount("/", StaticFiles(directory=root))
+    app: ASGIApp = basic_auth(static, *auth) if auth else static
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -78,6 +97,16 @@ def chart_repo(tmp_path: Path) -> Iterator[ChartRepo]:
     yield repo
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def chart_repo(tmp_path: Path) -> Iterator[ChartRepo]:
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def private_chart_repo(tmp_path: Path) -> Iterator[ChartRepo]:
+    yield from serve(tmp_path, (USER, PASSWORD))
 
 
 @pytest.fixture
@@ -216,6 +245,25 @@ def test_a_chart_takes_values_from_a_git_ref_and_a_values_commit_re_syncs_it(
         # Only the chart renders again (it reads the file); the extra path is carried forward.
         assert running.run(lambda: running.controller.renders.renders) - renders == 1
 
+        # A rollback to the first entry applies both sources at that entry's revisions.
+        body = {"operation": {"rollback": {"id": 0, "pauseAutomation": True}}}
+        response = client.patch(
+            f"{harness.APPS.format(ns=ns)}/{name}",
+            json=body,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert response.status_code == 200, response.text
+        app = harness.wait_for(
+            "the rollback to the first values",
+            lambda: (
+                (a := harness.get_app(client, ns, name))["status"]["history"][-1]["revisions"]
+                == ["1.0.0", first]
+                and a
+            ),
+        )
+        assert app["status"]["operationState"]["syncResult"]["sources"] == sources
+        assert configmap(cluster, ns, "m-settings")["greeting"] == "from-git"
+
 
 def test_an_oci_chart_resolves_its_range_with_a_helm_secret_for_the_registry(
     cluster: Cluster, ns: str, oci_registry: str, running: harness.Running
@@ -250,3 +298,40 @@ def test_an_oci_chart_resolves_its_range_with_a_helm_secret_for_the_registry(
         app = settled(client, ns, name, lambda s: (s.get("sync") or {}).get("revision") == "0.1.5")
     assert app["spec"]["source"]["repoURL"] == registry
     cluster.kubectl_json("get", "deployment", f"{name}-demo", "-n", ns)
+
+
+def test_a_private_chart_repository_is_read_with_its_helm_secret(
+    cluster: Cluster, ns: str, private_chart_repo: ChartRepo, running: harness.Running
+) -> None:
+    private_chart_repo.publish("2.0.0")
+    name = f"{ns}-private"
+    source = {"repoURL": private_chart_repo.url, "chart": "demo", "targetRevision": "2.x"}
+    with cluster.client() as client:
+        harness.apply_app(client, app_object(name, ns, source=source))
+
+        def condition() -> str | None:
+            status = harness.get_app(client, ns, name).get("status") or {}
+            found = [c for c in status.get("conditions") or [] if c["type"] == "ComparisonError"]
+            return found[0]["message"] if found else None
+
+        assert "401" in harness.wait_for("a ComparisonError", condition)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "charts",
+                "namespace": ns,
+                "labels": {"argocd.argoproj.io/secret-type": "repository"},
+            },
+            "stringData": {
+                "url": private_chart_repo.url,
+                "type": "helm",
+                "username": USER,
+                "password": PASSWORD,
+            },
+        }
+        harness.apply(client, secret, f"/api/v1/namespaces/{ns}/secrets")
+        running.run(lambda: running.controller.refresh(ns, name))
+        app = settled(client, ns, name, lambda s: (s.get("sync") or {}).get("revision") == "2.0.0")
+    assert PASSWORD not in str(app)
+    assert configmap(cluster, ns, f"{name}-settings")["chart"] == "2.0.0"

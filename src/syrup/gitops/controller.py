@@ -850,6 +850,13 @@ class Controller:
                 return self._refused(state, str(exc))
             # operation.sync.revision: another commit than the tracked one, rendered for it.
             targets, revision = state.targets, None
+            if app.multi_source and op.revision and op.revision != state.sha:
+                await self._patch_app(obj, {"operation": None})
+                return self._refused(
+                    state,
+                    "operation.sync.revision: a multi-source application syncs each source "
+                    "at its targetRevision (a revision for one source is not supported)",
+                )
             if op.revision and op.revision not in (state.sha, app.source.target_revision):
                 try:
                     # A chart source's revision is a chart version, not a commit.
@@ -940,6 +947,26 @@ class Controller:
         )
         return self._prepare(app, rendered.result)
 
+    async def _targets_of_sources(
+        self, app: models.Application, revisions: list[str], raw_sources: list[Any]
+    ) -> list[sync.Target]:
+        """A multi-source app rendered with a history entry's sources, each at its revision."""
+        if len(revisions) != len(raw_sources):
+            raise models.InvalidSpec(
+                "revisions and sources differ in length", where="status.history"
+            )
+        chosen = [
+            dataclasses.replace(
+                models.parse_source(raw, where=f"status.history sources[{i}]"),
+                target_revision=revision,
+            )
+            for i, (raw, revision) in enumerate(zip(raw_sources, revisions, strict=True))
+        ]
+        rendered = await self.sources.render(
+            app, capabilities=self._capabilities(app), sources=chosen
+        )
+        return self._prepare(app, rendered.result)
+
     def _refused(self, state: AppState, message: str) -> dict[str, Any]:
         """An operation that could not start: a Failed operationState saying why."""
         now = _now()
@@ -975,9 +1002,14 @@ class Controller:
             return self._refused(state, str(exc))
         entry = plan.entry
         url = str(entry.source.get("repoURL") or app.source.repo_url)
+        # A multi-source entry holds revisions/sources lists instead of revision/source.
+        multi = _multi_source_entry(status, entry.id)
         try:
-            targets = await self._targets_at(app, url, entry.revision)
-        except (git.GitError, render.RenderError) as exc:
+            if multi is not None:
+                targets = await self._targets_of_sources(app, *multi)
+            else:
+                targets = await self._targets_at(app, url, entry.revision)
+        except (git.GitError, render.RenderError, models.InvalidSpec) as exc:
             return self._refused(state, f"rollback to {entry.id} failed: {exc}")
         if plan.pause:
             await self._patch_app(
@@ -999,8 +1031,9 @@ class Controller:
             opts,
             initiated=initiated or {"username": "syrup"},
             targets=targets,
-            revision=entry.revision,
-            source=dict(entry.source),
+            revision=entry.revision if multi is None else None,
+            source=dict(entry.source) if multi is None else None,
+            multi=multi,
         )
 
     async def _sync(
@@ -1014,6 +1047,7 @@ class Controller:
         targets: list[sync.Target] | None = None,
         revision: str | None = None,
         source: dict[str, Any] | None = None,
+        multi: tuple[list[str], list[Any]] | None = None,
     ) -> dict[str, Any]:
         assert state.sha is not None
         self.syncs += 1
@@ -1056,7 +1090,8 @@ class Controller:
             message=outcome.message[:300],
         )
         # A multi-source app's sync is of all its sources (Argo CD writes lists then).
-        multi = app.multi_source and source is None and revision is None
+        if multi is None and app.multi_source and source is None and revision is None:
+            multi = (list(state.revisions), list((obj.get("spec") or {}).get("sources") or []))
         if source is None:
             source = (obj.get("spec") or {}).get("source") or {}
         revision = revision or state.sha
@@ -1079,8 +1114,8 @@ class Controller:
                 "resources": [r.to_json() for r in outcome.results],
             },
         }
-        if multi:
-            _as_multi_source(op_state, obj.get("spec") or {}, state.revisions)
+        if multi is not None:
+            _as_multi_source(op_state, sources=multi[1], revisions=multi[0])
         return op_state
 
     def _termination_check(self, obj: Mapping[str, Any]) -> Callable[[], bool]:
@@ -1401,9 +1436,7 @@ class Controller:
         self.cache.forget(own_key)
 
 
-def _as_multi_source(
-    op_state: dict[str, Any], spec: Mapping[str, Any], revisions: tuple[str, ...]
-) -> None:
+def _as_multi_source(op_state: dict[str, Any], *, sources: list[Any], revisions: list[str]) -> None:
     """Argo CD's shape of a multi-source sync: ``revisions`` and ``sources`` lists."""
     op_state["operation"]["sync"].pop("revision", None)
     op_state["operation"]["sync"]["revisions"] = list(revisions)
@@ -1411,7 +1444,17 @@ def _as_multi_source(
     result.pop("revision", None)
     result.pop("source", None)
     result["revisions"] = list(revisions)
-    result["sources"] = list(spec.get("sources") or [])
+    result["sources"] = list(sources)
+
+
+def _multi_source_entry(status: Mapping[str, Any], id: int) -> tuple[list[str], list[Any]] | None:
+    """The ``revisions`` and ``sources`` of a multi-source history entry, else None."""
+    for item in status.get("history") or []:
+        if isinstance(item, Mapping) and item.get("id") == id:
+            revisions, sources = item.get("revisions"), item.get("sources")
+            if isinstance(revisions, list) and isinstance(sources, list):
+                return [str(r) for r in revisions], list(sources)
+    return None
 
 
 def _selected(target: sync.Target, wanted: Any) -> bool:

@@ -381,6 +381,11 @@ def parse_application(obj: Mapping[str, Any]) -> Application:
     )
 
 
+def parse_source(raw: Any, *, where: str) -> Source:
+    """One source as written in a spec or a history entry; :class:`InvalidSpec` names it."""
+    return _source(_map(raw, where), where)
+
+
 def _sources(spec: Mapping[str, Any]) -> tuple[Source, ...]:
     """``spec.sources`` when it has entries (it wins over ``spec.source``), else the one."""
     raw = spec.get("sources")

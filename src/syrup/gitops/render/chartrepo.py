@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,7 @@ def pick(versions: Iterable[str], target: str, *, where: str = "targetRevision")
 @dataclass(frozen=True)
 class Auth:
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     plain_http: bool = False
     insecure: bool = False
 
