@@ -6,8 +6,9 @@ requests: a map, pointer struct or list item that the write created carries ``".
 has children; a struct the Go type holds by value (``spec``, ``strategy``, ``template``, a
 container's ``resources``, ``status``) does not, unless something new encloses it; an atomic
 value (a Deployment's ``selector``) is a leaf. A custom resource has no Go type, so its ``spec``
-and ``status`` are created too. The expected trees follow entries read off real clusters (for
-example ``kubectl create deployment web --image=nginx`` on Kubernetes 1.3x).
+and ``status`` are created too. The expected trees follow structured-merge-diff's comparison and
+entries seen on real clusters (``kubectl create deployment web --image=nginx``, client-side
+applies with probes, ports and volumes, custom resources created by kubectl).
 """
 
 from __future__ import annotations
@@ -311,6 +312,40 @@ CASES = [
             expected=CREATE_DEPLOYMENT,
         ),
         id="kubectl create deployment marks labels, rollingUpdate and the container, not spec",
+    ),
+    pytest.param(
+        Case(
+            steps=[kubectl("create", "cronjob", "cj", "--image=busybox", "--schedule=0 * * * *")],
+            target="cronjob/cj",
+            manager="kubectl-create",
+            expected={
+                "f:spec": tree(
+                    "f:concurrencyPolicy",
+                    "f:failedJobsHistoryLimit",
+                    "f:schedule",
+                    "f:successfulJobsHistoryLimit",
+                    "f:suspend",
+                    **{
+                        "f:jobTemplate": {
+                            "f:metadata": {"f:name": E},
+                            "f:spec": {
+                                "f:template": {
+                                    "f:spec": {
+                                        **WEB_POD_SPEC,
+                                        "f:containers": {
+                                            'k:{"name":"cj"}': WEB_POD_SPEC["f:containers"][
+                                                'k:{"name":"nginx"}'
+                                            ]
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                )
+            },
+        ),
+        id="kubectl create cronjob leaves jobTemplate and its spec and template unmarked",
     ),
     pytest.param(
         Case(
