@@ -141,6 +141,23 @@ def settled(client: Any, ns: str, name: str, check: Callable[[dict[str, Any]], b
     return harness.wait_for(f"{ns}/{name}", probe, timeout=60)
 
 
+def refreshed(running: harness.Running, ns: str, name: str) -> None:
+    """Ask for a refresh and wait until the controller has done it."""
+    ctl = running.controller
+    before = running.run(lambda: ctl.reconciles)
+    running.run(lambda: ctl.refresh(ns, name))
+    harness.wait_for(
+        "the refresh",
+        lambda: running.run(
+            lambda: (
+                ctl.reconciles > before
+                and ctl.states[f"{ns}/{name}"].force_refresh is None
+                and ctl.idle()
+            )
+        ),
+    )
+
+
 def configmap(cluster: Cluster, ns: str, name: str) -> dict[str, str]:
     out: dict[str, str] = cluster.kubectl_json("get", "configmap", name, "-n", ns)["data"]
     return out
@@ -166,6 +183,11 @@ def test_a_chart_range_resolves_to_the_highest_version_and_a_new_one_is_picked_u
         assert status["status"]["history"][-1]["revision"] == "1.0.1"
         assert status["status"]["sourceType"] == "Helm"
         assert configmap(cluster, ns, "r-settings") == {"greeting": "hi", "chart": "1.0.1"}
+
+        # A refresh that finds the same archive renders nothing.
+        renders = running.run(lambda: running.controller.renders.renders)
+        refreshed(running, ns, name)
+        assert running.run(lambda: running.controller.renders.renders) == renders
 
         chart_repo.publish("1.0.2")
         running.run(lambda: running.controller.refresh(ns, name))

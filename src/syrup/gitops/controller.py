@@ -84,6 +84,8 @@ _FOREGROUND_KINDS = frozenset(
     }
 )
 HISTORY_LIMIT = 10
+#: Argo CD's ConfigMap of known SSH host keys for repositories.
+KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
 #: A sync still going after this many seconds is marked Running in the Application's status.
 RUNNING_AFTER = 1.0
 
@@ -247,6 +249,7 @@ class Controller:
         await self.cache.start()
         # Built here, not in __init__: a subclass may replace ``repos`` after construction.
         self.repos.credentials = self._git_credentials
+        self.repos.known_hosts = self._known_hosts
         self.sources = rsources.Sources(
             self.repos, self.charts, self.renders, chart_auth=self._chart_auth
         )
@@ -701,6 +704,22 @@ class Controller:
                     self._bad_secrets.add(name)
                     _log.warning("ignoring repository credentials", secret=name, error=str(exc))
         return out
+
+    def _known_hosts(self) -> str:
+        """``ssh_known_hosts`` of Argo CD's ``argocd-ssh-known-hosts-cm`` in the namespaces."""
+        found = [
+            str(
+                (
+                    (self.cache.get(kcache.Key("", "ConfigMap", ns, KNOWN_HOSTS_CM)) or {}).get(
+                        "data"
+                    )
+                    or {}
+                ).get("ssh_known_hosts")
+                or ""
+            )
+            for ns in self.settings.namespaces
+        ]
+        return "\n".join(text for text in found if text)
 
     def _git_credentials(self, url: str) -> credentials.RepoCredentials | None:
         return credentials.match(url, credentials.git_candidates(self._repo_secrets()))

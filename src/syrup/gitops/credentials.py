@@ -7,6 +7,9 @@ told apart by the label ``argocd.argoproj.io/secret-type``:
   password, or ``sshPrivateKey``; ``insecure`` skips host key checks);
 * ``repo-creds``: a credential template for every repository whose URL starts with ``url``
   (the longest matching prefix wins; a ``repository`` Secret for the exact URL wins over all);
+* either with ``type: helm`` holds a Helm chart repository's username and password
+  (``enableOCI: "true"`` for an OCI registry named without a scheme, and
+  ``insecureOCIForceHttp: "true"`` for one that speaks plain HTTP);
 * ``cluster``: a destination cluster (``name``, ``server``, and ``config``, JSON holding
   ``bearerToken``, ``username``/``password`` and ``tlsClientConfig`` with ``caData``,
   ``certData``, ``keyData``, ``insecure``, ``serverName``).

@@ -141,11 +141,15 @@ class RepoCache:
         self.fetches = 0
         #: Set by the controller: the credentials its Secrets hold for a URL.
         self.credentials: CredentialsLookup | None = None
+        #: Set by the controller: the known SSH host keys (Argo CD's
+        #: ``argocd-ssh-known-hosts-cm``), checked strictly for SSH repositories.
+        self.known_hosts: Callable[[], str] | None = None
 
     async def _remote(self, args: list[str], *, url: str, what: str, timeout: float) -> str:
         """A git call against ``url``'s remote, with the credentials found for it."""
         creds = self.credentials(url) if self.credentials is not None else None
-        with credentials.git_env(creds, url=url) as auth:
+        hosts = self.known_hosts() if creds is not None and creds.ssh and self.known_hosts else ""
+        with credentials.git_env(creds, url=url, known_hosts=hosts) as auth:
             return await _run(args, what=what, timeout=timeout, auth=auth)
 
     def _lock(self, url: str) -> asyncio.Lock:
