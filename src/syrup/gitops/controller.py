@@ -707,19 +707,13 @@ class Controller:
 
     def _known_hosts(self) -> str:
         """``ssh_known_hosts`` of Argo CD's ``argocd-ssh-known-hosts-cm`` in the namespaces."""
-        found = [
-            str(
-                (
-                    (self.cache.get(kcache.Key("", "ConfigMap", ns, KNOWN_HOSTS_CM)) or {}).get(
-                        "data"
-                    )
-                    or {}
-                ).get("ssh_known_hosts")
-                or ""
-            )
-            for ns in self.settings.namespaces
-        ]
-        return "\n".join(text for text in found if text)
+        texts = []
+        for namespace in self.settings.namespaces:
+            cm = self.cache.get(kcache.Key("", "ConfigMap", namespace, KNOWN_HOSTS_CM)) or {}
+            text = (cm.get("data") or {}).get("ssh_known_hosts")
+            if text:
+                texts.append(str(text))
+        return "\n".join(texts)
 
     def _git_credentials(self, url: str) -> credentials.RepoCredentials | None:
         return credentials.match(url, credentials.git_candidates(self._repo_secrets()))
