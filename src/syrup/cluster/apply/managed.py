@@ -11,7 +11,9 @@ behind it:
 * changing a field another manager owns is a conflict (409 naming each field and manager)
   unless ``force``, which moves the field to the applier; applying the same value shares it;
 * any other write (create, update, patch, status) is an Update entry for its manager, which
-  takes the fields it added or changed from everyone else.
+  takes the fields it added or changed from everyone else; an object, map or list item the write
+  created is a member itself, so the entry writes it with ``"."`` as kube-apiserver does
+  (:func:`fieldsets.compare`, judging "created" against the kind's Go type).
 
 Ownership is computed before defaulting, as in Kubernetes, so defaulted fields belong to the
 writer of an update but to no one after an apply. The server-set metadata fields
