@@ -174,6 +174,7 @@ def _bad(secret: dict[str, Any], field: str, value: str) -> dict[str, Any]:
         ("config", "{not json", "data.config: is not JSON"),
         ("config", '["a list"]', "data.config: expected a JSON object"),
         ("config.caData", base64.b64encode(b"not a PEM").decode(), "data.config"),
+        ("namespaces", "a,b", "data.namespaces: namespace-scoped clusters are not supported"),
     ],
 )
 def test_a_bad_cluster_secret_gives_a_condition_naming_the_secret_and_field_until_fixed(

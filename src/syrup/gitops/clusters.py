@@ -150,9 +150,18 @@ class Pool:
                 where="spec.destination",
             )
         try:
-            return credentials.cluster(found[1])
+            registered = credentials.cluster(found[1])
         except credentials.InvalidCredentials as exc:
             raise Unusable(str(exc), where="spec.destination") from None
+        if registered.namespaces:
+            # NB: the live cache watches whole kinds; a namespace-scoped cluster would need one
+            # watch per namespace and kind. Refused rather than managed cluster-wide.
+            raise Unusable(
+                f"Secret {found[0].namespace}/{found[0].name}: data.namespaces: "
+                "namespace-scoped clusters are not supported",
+                where="spec.destination",
+            )
+        return registered
 
     def _secret_of(self, target: credentials.Cluster) -> tuple[kcache.Key, dict[str, Any]]:
         for key, secret in sorted(self._secrets.items()):
