@@ -43,15 +43,16 @@ spec:
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
     """Everything Syrup logs during the test, down to DEBUG, as the terminal would show it."""
-    logs.configure(level="DEBUG")
     root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    logs.configure(level="DEBUG")
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(root.handlers[0].formatter)
     root.addHandler(handler)
     yield out
-    root.removeHandler(handler)
-    root.setLevel(logging.WARNING)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
