@@ -326,9 +326,19 @@ def replicas(client: httpx.Client, namespace: str) -> int:
     return int(found["spec"]["replicas"])
 
 
+RESPECT = ["RespectIgnoreDifferences=true"]
+
+
 @pytest.mark.parametrize(
-    ("sync_options", "kept"),
-    [(["RespectIgnoreDifferences=true"], True), ([], False)],
+    ("sync_options", "rule", "kept"),
+    [
+        (RESPECT, {"jsonPointers": ["/spec/replicas"]}, True),
+        (RESPECT, {"jqPathExpressions": [".spec.replicas"]}, True),
+        (RESPECT, {"managedFieldsManagers": ["hpa-sim"]}, True),
+        # The rule covers another field: replicas goes back to Git's value.
+        (RESPECT, {"jsonPointers": ["/spec/paused"]}, False),
+        ([], {"jsonPointers": ["/spec/replicas"]}, False),
+    ],
 )
 def test_respect_ignore_differences_keeps_the_live_value_of_ignored_fields(
     cluster: Cluster,
@@ -336,6 +346,7 @@ def test_respect_ignore_differences_keeps_the_live_value_of_ignored_fields(
     make_repo: Callable[..., Repo],
     running: harness.Running,
     sync_options: list[str],
+    rule: dict[str, list[str]],
     kept: bool,
 ) -> None:
     repo = make_repo()
@@ -351,9 +362,7 @@ def test_respect_ignore_differences_keeps_the_live_value_of_ignored_fields(
         automated={},
         options=["CreateNamespace=true", *sync_options],
     )
-    app["spec"]["ignoreDifferences"] = [
-        {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}
-    ]
+    app["spec"]["ignoreDifferences"] = [{"group": "apps", "kind": "Deployment", **rule}]
     path = f"/apis/apps/v1/namespaces/{name}/deployments/web"
     with cluster.client() as client:
         harness.apply_app(client, app)
