@@ -263,6 +263,9 @@ class EngineAdmission(Admission):
                 subresource=subresource,
                 status_subresource="status" in rt.subresources,
             )
+        if rt.group == "" and rt.kind == "Service":
+            # After ownership, as the real registry does: allocated addresses have no manager.
+            engine.defaults.allocate_service_addresses(new, self.allocate_cluster_ip)
         if rt.plural == _CRDS and rt.group == _CRD_GROUP:
             engine.schemas.register_crd(new)
         return warnings
@@ -290,7 +293,6 @@ class EngineAdmission(Admission):
             new,
             schema=schema,
             old=old,
-            allocate_cluster_ip=self.allocate_cluster_ip,
             custom=bool(rt.crd),
         )
         warnings += engine.validation.validate(

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from syrup.cluster.apply import defaults, schemas
 
 
-def defaulted(obj: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def defaulted(
+    obj: dict[str, Any],
+    *,
+    old: dict[str, Any] | None = None,
+    allocate_cluster_ip: Callable[[], str] | None = None,
+) -> dict[str, Any]:
+    """Defaults, then (for Services) the address allocation the admission runs after them."""
     out = copy.deepcopy(obj)
     schema = schemas.for_kind(out["apiVersion"], out["kind"])
-    defaults.apply_defaults(out, schema=schema, **kwargs)
+    defaults.apply_defaults(out, schema=schema, old=old)
+    if out["kind"] == "Service":
+        defaults.allocate_service_addresses(out, allocate_cluster_ip)
     return out
 
 

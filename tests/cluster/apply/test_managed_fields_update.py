@@ -441,6 +441,32 @@ CASES = [
     ),
     pytest.param(
         Case(
+            setup=[],
+            steps=[kubectl("create", "-f", "-", input=SERVICE)],
+            target="svc/svc",
+            manager="kubectl-create",
+            expected={
+                "f:spec": tree(
+                    "f:internalTrafficPolicy",
+                    "f:selector",
+                    "f:sessionAffinity",
+                    "f:type",
+                    **{
+                        "f:ports": node(
+                            **{
+                                'k:{"port":80,"protocol":"TCP"}': node(
+                                    "f:port", "f:protocol", "f:targetPort"
+                                )
+                            }
+                        )
+                    },
+                )
+            },
+        ),
+        id="a Service create owns no allocated address: clusterIP and families come later",
+    ),
+    pytest.param(
+        Case(
             setup=[kubectl("create", "-f", "-", input=SERVICE)],
             steps=[
                 put_status(

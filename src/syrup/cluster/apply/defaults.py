@@ -26,7 +26,6 @@ def apply_defaults(
     *,
     schema: Schema | None,
     old: Obj | None = None,
-    allocate_cluster_ip: Callable[[], str] | None = None,
     custom: bool = False,
 ) -> None:
     """Fill in defaults in place. ``custom`` marks a custom resource (schema defaults only)."""
@@ -39,7 +38,7 @@ def apply_defaults(
     if handler is not None:
         handler(obj)
     if kind == "Service":
-        _service_ip(obj, old, allocate_cluster_ip)
+        _service_ip(obj, old)
 
 
 # -- custom resources --------------------------------------------------------------------------
@@ -292,38 +291,52 @@ def _service(obj: Obj) -> None:
     _d(status, "loadBalancer", {})
 
 
-def _service_ip(obj: Obj, old: Obj | None, allocate: Callable[[], str] | None) -> None:
-    """Keep the allocated clusterIP across updates; allocate one for a new Service."""
+def _service_ip(obj: Obj, old: Obj | None) -> None:
+    """Keep the addresses a Service was given when an update leaves them out."""
     spec = obj.get("spec") or {}
     if spec.get("type") == "ExternalName":
         return
     old_spec = (old or {}).get("spec") or {}
     if not spec.get("clusterIP") and old_spec.get("clusterIP"):
         spec["clusterIP"] = old_spec["clusterIP"]
-        if old_spec.get("clusterIPs") and not spec.get("clusterIPs"):
-            spec["clusterIPs"] = list(old_spec["clusterIPs"])
-    if not spec.get("clusterIP") and allocate is not None:
-        spec["clusterIP"] = allocate()
-    ip = spec.get("clusterIP")
-    if ip:
-        _d(spec, "clusterIPs", [ip])
-        if ip != "None":
-            _d(spec, "ipFamilies", ["IPv6" if ":" in ip else "IPv4"])
-            _d(spec, "ipFamilyPolicy", "SingleStack")
-        else:
-            _d(spec, "ipFamilies", ["IPv4"])
-            _d(spec, "ipFamilyPolicy", "SingleStack")
+        for key in ("clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if old_spec.get(key) and not spec.get(key):
+                spec[key] = copy.deepcopy(old_spec[key])
     if spec.get("type") in ("NodePort", "LoadBalancer"):
         old_ports = {
             (p.get("port"), p.get("protocol")): p.get("nodePort")
             for p in old_spec.get("ports") or []
             if isinstance(p, dict)
         }
-        used = {p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)}
         for p in spec.get("ports") or []:
             if isinstance(p, dict) and not p.get("nodePort"):
                 previous = old_ports.get((p.get("port"), p.get("protocol")))
-                p["nodePort"] = previous or _node_port(obj, p, used)
+                if previous:
+                    p["nodePort"] = previous
+
+
+def allocate_service_addresses(obj: Obj, allocate: Callable[[], str] | None) -> None:
+    """Give a Service its clusterIP, IP families and node ports where it has none.
+
+    A real API server allocates these in the Service registry, after the field manager has
+    recorded the writer's fields, so no manager owns them; the caller runs this after
+    ownership is recorded for the same reason. Idempotent: set fields are kept.
+    """
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+        return
+    if not spec.get("clusterIP") and allocate is not None:
+        spec["clusterIP"] = allocate()
+    ip = spec.get("clusterIP")
+    if ip:
+        _d(spec, "clusterIPs", [ip])
+        _d(spec, "ipFamilies", ["IPv6" if ":" in ip else "IPv4"])
+        _d(spec, "ipFamilyPolicy", "SingleStack")
+    if spec.get("type") in ("NodePort", "LoadBalancer"):
+        used = {p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)}
+        for p in spec.get("ports") or []:
+            if isinstance(p, dict) and not p.get("nodePort"):
+                p["nodePort"] = _node_port(obj, p, used)
                 used.add(p["nodePort"])
 
 
