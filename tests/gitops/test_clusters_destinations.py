@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,11 @@ def test_an_unknown_or_unreachable_destination_is_a_condition_not_a_crash(
         )
         assert nowhere in refused and f"Secret {ns}/down" in refused
         assert "t0k3n" not in json.dumps(harness.get_app(client, ns, down))
+
+        # Reconciles keep coming, connection attempts back off (2 s, then 4 s...).
+        first = running.run(lambda: running.controller.clusters.attempts)
+        time.sleep(5)
+        assert running.run(lambda: running.controller.clusters.attempts) - first <= 2
     assert running.run(running.controller.clusters.connected) == []
 
 
@@ -335,6 +341,25 @@ def test_a_changed_or_deleted_cluster_secret_disconnects_and_the_app_says_why(
         harness.wait_synced_healthy(client, ns, name)
         assert running.run(running.controller.clusters.connected) == [remote.url]
 
+        # The Secret gone: the destination is not configured any more.
+        client.delete(f"{SECRETS.format(ns=ns)}/c").raise_for_status()
+        missing = harness.wait_for(
+            "a condition about the missing cluster",
+            lambda: conditions(client, ns, name).get("InvalidSpecError"),
+        )
+        assert f"cluster {remote.url} is not configured" in missing
+        assert running.run(running.controller.clusters.connected) == []
+
+        # Registered again: the app recovers by itself (its next refresh is minutes away).
+        register(client, secret)
+        harness.wait_for(
+            "the app without conditions, connected again",
+            lambda: (
+                not conditions(client, ns, name)
+                and running.run(running.controller.clusters.connected)
+            ),
+        )
+
         # New credentials that the cluster refuses: the old connection goes, the app says so.
         config = json.loads(secret["stringData"]["config"])
         config["bearerToken"] = "wrong-token-0123"
@@ -347,14 +372,7 @@ def test_a_changed_or_deleted_cluster_secret_disconnects_and_the_app_says_why(
         assert remote.url in refused and f"Secret {ns}/c" in refused
         assert "wrong-token-0123" not in json.dumps(harness.get_app(client, ns, name))
         assert running.run(running.controller.clusters.connected) == []
-
-        # The Secret gone: the destination is not configured any more.
         client.delete(f"{SECRETS.format(ns=ns)}/c").raise_for_status()
-        missing = harness.wait_for(
-            "a condition about the missing cluster",
-            lambda: conditions(client, ns, name).get("InvalidSpecError"),
-        )
-        assert f"cluster {remote.url} is not configured" in missing
 
         # As in Argo CD, an app whose cluster is gone can still be deleted; what it deployed
         # there stays (nothing can reach it).

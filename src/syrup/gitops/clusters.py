@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,10 @@ _log = logs.get(__name__)
 
 #: How long opening a destination (discovery, then listing every kind) may take.
 CONNECT_TIMEOUT = 60.0
+#: After a failed connect, apps get that failure without a new attempt for a while: first
+#: this long, doubling up to RETRY_MAX_SECONDS (reset when a cluster Secret changes).
+RETRY_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
 
 
 class Unusable(errors.InvalidInput):
@@ -98,6 +103,10 @@ class Pool:
         self._closing: set[asyncio.Task[None]] = set()
         #: Apps whose last connect failed.
         self._waiting: set[str] = set()
+        #: server -> (no new attempt before, failures in a row, the last failure).
+        self._failed: dict[str, tuple[float, int, Unreachable]] = {}
+        #: Connection attempts made (for metrics and tests).
+        self.attempts = 0
 
     # -- the registry (cluster Secrets) -----------------------------------------------------
 
@@ -125,13 +134,23 @@ class Pool:
                 affected |= self._users.get(server, set())
                 self._close(server, reason="its Secret changed or was deleted")
         # Apps whose cluster was missing, broken or unreachable: this Secret may be the fix.
+        self._failed.clear()
         return affected | self._waiting
 
-    def resolve(self, dest: models.Destination) -> credentials.Cluster:
+    def resolve(self, dest: models.Destination, *, app: str = "") -> credentials.Cluster:
         """The registered cluster a (not in-cluster) destination names.
 
-        Argo CD's rule: ``server`` when it is set, else ``name``.
+        Argo CD's rule: ``server`` when it is set, else ``name``. When there is none (or its
+        Secret is wrong), ``app`` is reconciled again on the next cluster Secret change.
         """
+        try:
+            return self._resolve(dest)
+        except Unusable:
+            if app:
+                self._waiting.add(app)
+            raise
+
+    def _resolve(self, dest: models.Destination) -> credentials.Cluster:
         wanted_server = dest.server.rstrip("/")
         found: tuple[kcache.Key, dict[str, Any]] | None = None
         for key, secret in sorted(self._secrets.items()):
@@ -189,7 +208,7 @@ class Pool:
         if dest.in_cluster:
             self.release(app)
             return self.local
-        target = self.resolve(dest)
+        target = self._resolve(dest)
         server = target.server.rstrip("/")
         if self._server_of.get(app) != server:
             self.release(app)
@@ -198,6 +217,9 @@ class Pool:
         conn = self._open.get(server)
         if conn is not None:
             return conn
+        failed = self._failed.get(server)
+        if failed is not None and time.monotonic() < failed[0]:
+            raise Unreachable(str(failed[2]))
         task = self._opening.get(server)
         if task is None:
             key, secret = self._secret_of(target)
@@ -225,6 +247,7 @@ class Pool:
     async def _open_one(
         self, target: credentials.Cluster, secret: kcache.Key, digest: str
     ) -> Connection:
+        self.attempts += 1
         where = f"Secret {secret.namespace}/{secret.name}"
         log = _log.bind(cluster=target.server, secret=f"{secret.namespace}/{secret.name}")
         try:
@@ -250,11 +273,16 @@ class Pool:
             await client.close()
             reason = exc.message if isinstance(exc, kerrors.ApiError) else "timed out"
             log.warning("cannot connect to cluster", error=reason)
-            raise Unreachable(f"cluster {target.server} ({where}): {reason}") from None
+            failure = Unreachable(f"cluster {target.server} ({where}): {reason}")
+            streak = self._failed.get(target.server.rstrip("/"), (0.0, 0, failure))[1] + 1
+            delay = min(RETRY_SECONDS * 2 ** (streak - 1), RETRY_MAX_SECONDS)
+            self._failed[target.server.rstrip("/")] = (time.monotonic() + delay, streak, failure)
+            raise failure from None
         except BaseException:
             await client.close()
             raise
         log.info("connected to cluster", version=discovery.server_version)
+        self._failed.pop(target.server.rstrip("/"), None)
         conn = Connection(
             server=target.server,
             name=target.name,

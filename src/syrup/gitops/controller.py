@@ -614,7 +614,9 @@ class Controller:
         if not app.destination.in_cluster:
             # Argo CD checks the project's rules against the registered cluster's own fields.
             try:
-                registered = self.clusters.resolve(app.destination)
+                registered = self.clusters.resolve(
+                    app.destination, app=f"{app.namespace}/{app.name}"
+                )
             except clusters.Unusable as exc:
                 return str(exc)
             server, cluster_name = registered.server, registered.name
