@@ -4,6 +4,7 @@ collection, each checked through kubectl the way a user or a GitOps health check
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -418,3 +419,71 @@ def test_deleting_a_deployment_cascades_as_asked(
         assert leftovers() == (1, 2)
     else:
         wait_for(lambda: leftovers() == (0, 0), what="dependents deleted")
+
+
+def test_a_foreground_delete_of_a_kind_no_controller_follows_finishes_after_its_dependents(
+    fast: Scoped,
+) -> None:
+    group = f"g{uuid.uuid4().hex[:8]}.example.com"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    fast.cluster.kubectl("apply", "-f", "-", input=json.dumps(crd))
+    fast.cluster.kubectl(
+        "wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=30s"
+    )
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    wait_for(
+        lambda: (
+            fast.kubectl("apply", "-f", "-", input=json.dumps(widget), check=False).returncode == 0
+        ),
+        what="widgets served",
+    )
+    uid = fast.kubectl_json("get", f"widgets.{group}", "w")["metadata"]["uid"]
+    owned = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "owned",
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Widget",
+                    "name": "w",
+                    "uid": uid,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+    }
+    apply(fast, owned)
+    fast.kubectl("create", "role", "reader", "--verb=get", "--resource=pods")
+
+    # Neither kind has an informer in the collector; both deletions still complete.
+    fast.kubectl(
+        "delete", f"widgets.{group}", "w", "--cascade=foreground", "--wait=true", timeout=60
+    )
+    assert "NotFound" in fast.kubectl("get", "configmap", "owned", check=False).stderr
+    fast.kubectl("delete", "role", "reader", "--cascade=foreground", "--wait=true", timeout=60)
+    assert "NotFound" in fast.kubectl("get", "role", "reader", check=False).stderr
+    fast.cluster.kubectl("delete", "crd", f"widgets.{group}", "--wait=false")

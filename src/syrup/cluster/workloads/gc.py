@@ -10,6 +10,10 @@ It behaves as the Kubernetes garbage collector documents:
 * **Orphan**: with the ``orphan`` finalizer, dependents lose their reference to the owner and
   stay; then the finalizer goes.
 
+Objects of any other kind (custom resources, RBAC, Argo CD Applications...) deleted in the
+foreground are seen through storage's change listeners: their dependents among the followed
+kinds go first, then the finalizer, so a foreground delete never hangs on an unfollowed kind.
+
 Owner existence is always checked against storage by kind and uid, so an owner recreated with
 the same name does not adopt the old one's dependents. Dependent kinds are those controllers
 create plus the usual namespaced kinds a chart may give an owner; owners of kinds the cluster
@@ -21,8 +25,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
+
 from syrup import errors as syrup_errors
 from syrup.cluster.resources import ResourceType
+from syrup.cluster.storage import Event
 from syrup.cluster.workloads import objects, runtime
 
 Obj = dict[str, Any]
@@ -52,6 +59,7 @@ WATCHED = (
 )
 
 _SEP = "\x00"
+_FOREGROUND_BYTES = FOREGROUND.encode()
 
 
 def encode(rt: ResourceType, namespace: str) -> str:
@@ -75,6 +83,29 @@ class GarbageCollector(runtime.Controller):
             rt = informer.rt
             self.types[f"{rt.group}/{rt.version}/{rt.plural}"] = rt
             informer.subscribe(self._handler(rt))
+        self.followed = {rt.group_resource for rt in self.types.values()}
+        self.store.listeners.append(self._any_kind)
+
+    def _any_kind(self, event: Event) -> None:
+        """Pick up a foreground deletion of a kind no informer follows (storage listener)."""
+        if (
+            event.type == "DELETED"
+            or event.group_resource in self.followed
+            or _FOREGROUND_BYTES not in event.raw
+        ):
+            return
+        rt = next(
+            (t for t in self.store.registry if t.group_resource == event.group_resource), None
+        )
+        if rt is None:
+            return
+        obj = orjson.loads(event.raw)
+        if not objects.deleting(obj) or FOREGROUND not in (
+            objects.meta(obj).get("finalizers") or []
+        ):
+            return
+        self.types.setdefault(f"{rt.group}/{rt.version}/{rt.plural}", rt)
+        self.enqueue((encode(rt, objects.namespace(obj)), objects.name(obj)))
 
     def _handler(self, rt: ResourceType) -> runtime.Handler:
         def handle(etype: str, obj: Obj) -> None:
