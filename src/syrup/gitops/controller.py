@@ -72,17 +72,6 @@ FINALIZER = "resources-finalizer.argocd.argoproj.io"
 #: The background variant: resources are deleted with background propagation.
 FINALIZER_BACKGROUND = f"{FINALIZER}/background"
 FINALIZERS = (FINALIZER, FINALIZER_BACKGROUND, f"{FINALIZER}/foreground")
-#: Kinds with dependents that the local cluster's garbage collector deletes in the foreground.
-_FOREGROUND_KINDS = frozenset(
-    {
-        ("apps", "Deployment"),
-        ("apps", "ReplicaSet"),
-        ("apps", "StatefulSet"),
-        ("apps", "DaemonSet"),
-        ("batch", "Job"),
-        ("batch", "CronJob"),
-    }
-)
 HISTORY_LIMIT = 10
 #: Argo CD's ConfigMap of known SSH host keys for repositories.
 KNOWN_HOSTS_CM = "argocd-ssh-known-hosts-cm"
@@ -128,6 +117,8 @@ class AppState:
     error_type: str = ""
     failures: int = 0
     retry_at: float = 0.0
+    #: The ``retry_at`` the scheduler last woke the app for (each wakes it once).
+    retry_fired: float = 0.0
     last_attempt: tuple[str, str] | None = None
     last_phase: sync.Phase | None = None
     heal_attempts: int = 0
@@ -497,8 +488,11 @@ class Controller:
             await asyncio.sleep(0.5)
             now = time.monotonic()
             for key, state in list(self.states.items()):
-                due = now >= state.next_refresh or (state.retry_at and now >= state.retry_at)
-                if due:
+                # A retry time wakes the app once; later passes leave it to the refresh period.
+                retry = 0.0 < state.retry_at <= now and state.retry_fired != state.retry_at
+                if retry:
+                    state.retry_fired = state.retry_at
+                if retry or now >= state.next_refresh:
                     self._enqueue(key)
 
     async def _worker(self) -> None:
@@ -1419,13 +1413,9 @@ class Controller:
             res = conn.cache.discovery.by_group_kind(key.group, key.kind)
             if res is None:
                 continue
-            # NB: the local cluster's garbage collector finishes foreground deletions only for
-            # the kinds it follows; others (a child Application) have no dependents to wait
-            # for there, so they go in the background.
-            how = propagation if (key.group, key.kind) in _FOREGROUND_KINDS else "Background"
             with contextlib.suppress(kerrors.NotFound):
                 await conn.client.delete(
-                    res, namespace=key.namespace or None, name=key.name, propagation=how
+                    res, namespace=key.namespace or None, name=key.name, propagation=propagation
                 )
         if remaining:
             # Come back when the deletions have landed (events re-queue the app too).
