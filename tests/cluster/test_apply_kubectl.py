@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+from tests import crds
 from tests.conftest import CORPUS, KUBECTL, Cluster
 
 WAFFLE = CORPUS / "waffle-world"
@@ -447,65 +448,46 @@ def test_an_update_that_changes_an_immutable_field_is_422_and_changes_nothing(
 
 
 def crd(group: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {
-                "kind": "Widget",
-                "plural": "widgets",
-                "singular": "widget",
-                "shortNames": ["wd"],
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "required": ["size"],
-                                    "properties": {
-                                        "size": {"type": "integer", "minimum": 1},
-                                        "color": {
-                                            "type": "string",
-                                            "enum": ["red", "blue"],
-                                            "default": "red",
-                                        },
-                                        "parts": {
-                                            "type": "array",
-                                            "x-kubernetes-list-type": "map",
-                                            "x-kubernetes-list-map-keys": ["id"],
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["id"],
-                                                "properties": {
-                                                    "id": {"type": "string"},
-                                                    "n": {"type": "integer"},
-                                                },
-                                            },
-                                        },
-                                    },
-                                },
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
+    return crds.crd(
+        group,
+        "Widget",
+        schema={
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "required": ["size"],
+                    "properties": {
+                        "size": {"type": "integer", "minimum": 1},
+                        "color": {
+                            "type": "string",
+                            "enum": ["red", "blue"],
+                            "default": "red",
+                        },
+                        "parts": {
+                            "type": "array",
+                            "x-kubernetes-list-type": "map",
+                            "x-kubernetes-list-map-keys": ["id"],
+                            "items": {
+                                "type": "object",
+                                "required": ["id"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "n": {"type": "integer"},
                                 },
                             },
-                        }
+                        },
                     },
-                }
-            ],
+                },
+                "status": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
+            },
         },
-    }
+        status=True,
+        short_names=("wd",),
+    )
 
 
 def _wait_served(c: httpx.Client, path: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from syrup.cluster import errors
 from syrup.cluster.apply import defaults, fieldsets, managed, schemas
+from tests import crds
 
 SCHEMA = schemas.for_kind("apps/v1", "Deployment")
 
@@ -308,44 +309,32 @@ def test_a_no_op_update_keeps_the_time_of_every_entry() -> None:
 
 
 def test_a_custom_resource_uses_its_crd_list_annotations() -> None:
-    crd = {
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "names": {"kind": "Widget", "plural": "widgets"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "properties": {
-                                        "parts": {
-                                            "type": "array",
-                                            "x-kubernetes-list-type": "map",
-                                            "x-kubernetes-list-map-keys": ["id"],
-                                            "items": {
-                                                "type": "object",
-                                                "properties": {
-                                                    "id": {"type": "string"},
-                                                    "size": {"type": "integer"},
-                                                },
-                                            },
-                                        }
-                                    },
-                                }
+    crd = crds.crd(
+        "example.com",
+        "Widget",
+        schema={
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "parts": {
+                            "type": "array",
+                            "x-kubernetes-list-type": "map",
+                            "x-kubernetes-list-map-keys": ["id"],
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "size": {"type": "integer"},
+                                },
                             },
                         }
                     },
                 }
-            ],
+            },
         },
-    }
+    )
     schema = schemas.for_crd_version(crd, "v1")
     base = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     first = {**base, "spec": {"parts": [{"id": "a", "size": 1}]}}

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from syrup.cluster.apply import managed, schemas
+from tests import crds
 from tests.conftest import Cluster
 
 Step = Callable[[Cluster, str, str], None]
@@ -83,36 +84,21 @@ def gadget_crd(group: str) -> dict[str, Any]:
             },
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"gadgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": spec_schema,
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                },
-                            },
-                        }
-                    },
-                }
-            ],
+    return crds.crd(
+        group,
+        "Gadget",
+        schema={
+            "type": "object",
+            "properties": {
+                "spec": spec_schema,
+                "status": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                },
+            },
         },
-    }
+        status=True,
+    )
 
 
 GADGET = {

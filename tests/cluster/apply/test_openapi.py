@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from syrup.cluster.apply import openapi, schemas
+from tests import crds
 
 
 def _by_gvk(doc: dict[str, Any], group: str, version: str, kind: str) -> dict[str, Any]:
@@ -43,27 +44,14 @@ def test_a_group_version_document_holds_its_kinds_in_openapi_form_with_patch_met
 
 
 def test_a_registered_crd_appears_in_v3_and_v2_and_leaves_when_unregistered() -> None:
-    crd = {
-        "metadata": {"name": "gadgets.openapi.example.com"},
-        "spec": {
-            "group": "openapi.example.com",
-            "scope": "Namespaced",
-            "names": {"kind": "Gadget", "plural": "gadgets"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": {"type": "object"}},
-                        }
-                    },
-                }
-            ],
+    crd = crds.crd(
+        "openapi.example.com",
+        "Gadget",
+        schema={
+            "type": "object",
+            "properties": {"spec": {"type": "object"}},
         },
-    }
+    )
     schemas.register_crd(crd)
     try:
         assert "apis/openapi.example.com/v1" in openapi.v3_index()["paths"]

@@ -14,6 +14,7 @@ import pytest
 
 from syrup.cluster import errors
 from syrup.cluster.apply import defaults, schemas, validation
+from tests import crds
 
 
 def deployment() -> dict[str, Any]:
@@ -310,47 +311,32 @@ def test_rbac_names_may_contain_colons() -> None:
 
 # -- custom resources --------------------------------------------------------------------------
 
-CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
+CRD: dict[str, Any] = crds.crd(
+    "example.com",
+    "Widget",
+    schema={
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 1, "default": 1},
+                    "color": {
+                        "type": "string",
+                        "enum": ["red", "blue"],
+                        "default": "red",
+                    },
+                    "code": {"type": "string", "pattern": "^[a-z]+$"},
+                    "extra": {
                         "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "required": ["size"],
-                                "properties": {
-                                    "size": {"type": "integer", "minimum": 1, "default": 1},
-                                    "color": {
-                                        "type": "string",
-                                        "enum": ["red", "blue"],
-                                        "default": "red",
-                                    },
-                                    "code": {"type": "string", "pattern": "^[a-z]+$"},
-                                    "extra": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    },
-                                },
-                            }
-                        },
-                    }
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    },
                 },
             }
-        ],
+        },
     },
-}
+)
 CR_SCHEMA = schemas.for_crd_version(CRD, "v1")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import crds
 from tests.cluster.workloads.conftest import Scoped, wait_for
 
 
@@ -425,29 +426,7 @@ def test_a_foreground_delete_of_a_kind_no_controller_follows_finishes_after_its_
     fast: Scoped,
 ) -> None:
     group = f"g{uuid.uuid4().hex[:8]}.example.com"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = crds.crd(group, "Widget")
     fast.cluster.kubectl("apply", "-f", "-", input=json.dumps(crd))
     fast.cluster.kubectl(
         "wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=30s"
