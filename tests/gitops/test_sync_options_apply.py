@@ -190,6 +190,82 @@ def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manif
         assert harness.app_state(harness.get_app(client, ns, name))[0] == "Synced"
 
 
+def widget_crd(group: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"widgets.{group}"},
+            "spec": {
+                "group": group,
+                "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {
+                                    "spec": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    }
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def widget(group: str, spec: dict[str, Any]) -> str:
+    return json.dumps(
+        {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
+    )
+
+
+def test_client_side_apply_sends_custom_resources_a_json_merge_patch(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    group = f"{ns}.example.com"
+    repo = make_repo()
+    repo.write("app/crd.json", widget_crd(group))
+    repo.write("app/widget.json", widget(group, {"size": 1, "color": "red", "items": ["a", "b"]}))
+    repo.commit("first")
+    name = f"{ns}-cr"
+    app = harness.application(
+        name,
+        ns,
+        repo=repo.url,
+        path="app",
+        dest=name,
+        automated={},
+        options=["CreateNamespace=true", "ServerSideApply=false"],
+    )
+    path = f"/apis/{group}/v1/namespaces/{name}/widgets/w"
+    try:
+        with cluster.client() as client:
+            harness.apply_app(client, app)
+            harness.wait_synced_healthy(client, ns, name)
+            patch(client, path, {"spec": {"owner": "them"}}, manager="other")
+            repo.write("app/widget.json", widget(group, {"size": 2, "items": ["a"]}))
+            sha = repo.commit("second")
+            running.refresh_repo(repo.url)
+            harness.wait_for(f"{name} synced at {sha}", lambda: synced_at(client, ns, name, sha))
+            found = get(client, path)
+        assert found is not None
+        # "color" was applied before and is gone; the list is replaced; "owner" stays.
+        assert found["spec"] == {"size": 2, "items": ["a"], "owner": "them"}
+        assert LAST_APPLIED in found["metadata"]["annotations"]
+    finally:
+        cluster.kubectl("delete", "crd", f"widgets.{group}", "--wait=false", check=False)
+
+
 @pytest.mark.parametrize(
     ("sync_options", "size", "annotated", "server_side_note"),
     [

@@ -103,6 +103,7 @@ class LiveCache:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._listed: dict[tuple[str, str], asyncio.Event] = {}
         self._rediscover: asyncio.Task[None] | None = None
+        self._rediscover_again = False
         self.lists = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -247,10 +248,21 @@ class LiveCache:
     def _schedule_rediscovery(self) -> None:
         if self._rediscover is None or self._rediscover.done():
             self._rediscover = asyncio.create_task(self._rediscover_soon())
+        else:
+            # NB: a discovery already in flight may predate this change (a CRD becoming
+            # Established after it was read): run once more when it is done.
+            self._rediscover_again = True
 
     async def _rediscover_soon(self) -> None:
-        # Several CRDs usually arrive together: one discovery for the batch.
-        await asyncio.sleep(0.3)
+        while True:
+            self._rediscover_again = False
+            # Several CRDs usually arrive together: one discovery for the batch.
+            await asyncio.sleep(0.3)
+            await self._rediscover_once()
+            if not self._rediscover_again:
+                return
+
+    async def _rediscover_once(self) -> None:
         for attempt in range(20):
             try:
                 discovery = await self.client.discover()
