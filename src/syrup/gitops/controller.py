@@ -21,6 +21,10 @@ Shape (after Argo CD's application controller, REFERENCE.md):
   (a CRD applied) retries failed apps at once.
 * Status goes back in Argo CD's shape and is written only when it changed (apart from
   ``reconciledAt``), so an unchanged refresh cycle makes no API writes.
+* A sync still going after :data:`RUNNING_AFTER` seconds is shown ``Running``. Terminating it
+  (the API writes phase ``Terminating``, or removes a requested ``operation``) stops it at
+  its next step or wait; it ends ``Failed`` with "Operation terminated", its running hooks
+  deleted, and automation does not start that (revision, spec) again by itself.
 * Issue 6 semantics come from their own modules: AppProject rules (:mod:`.projects`, checked
   before any sync, resources included), sync options (:mod:`.options`), ignoreDifferences
   (:mod:`.ignore`), ``syncPolicy.retry`` (:mod:`.retry`), history and rollback with the
