@@ -17,6 +17,10 @@
 
 The wait has a deadline (:data:`STEP_TIMEOUT`); a step that never becomes healthy fails the
 sync naming the objects it waited for, instead of hanging a controller worker forever.
+
+Prunes run inside the Sync phase, each object in its own wave (``PruneLast``: after the last
+wave), and a terminated operation stops before the next step or during a wait, deleting the
+hooks it was waiting for (as Argo CD's terminate does) and running no SyncFail hooks.
 """
 
 from __future__ import annotations
