@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import crds
 from tests.conftest import Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import Repo
@@ -192,34 +193,19 @@ def test_client_side_apply_patches_three_ways_and_records_the_last_applied_manif
 
 def widget_crd(group: str) -> str:
     return json.dumps(
-        {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"widgets.{group}"},
-            "spec": {
-                "group": group,
-                "scope": "Namespaced",
-                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "properties": {
-                                    "spec": {
-                                        "type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True,
-                                    }
-                                },
-                            }
-                        },
+        crds.crd(
+            group,
+            "Widget",
+            schema={
+                "type": "object",
+                "properties": {
+                    "spec": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
                     }
-                ],
+                },
             },
-        }
+        )
     )
 
 
