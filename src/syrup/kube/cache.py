@@ -95,6 +95,9 @@ class LiveCache:
         #: controller names the managers an app's ignoreDifferences rules ignore.
         self.keep_managed_fields: Callable[[dict[str, Any]], frozenset[str] | None] | None = None
         self.objects: dict[Key, dict[str, Any]] = {}
+        #: The keys of ``objects`` by (group, kind), in insertion order: listing one kind must
+        #: not scan them all.
+        self._by_kind: dict[tuple[str, str], dict[Key, None]] = {}
         #: Recently deleted keys and the resourceVersion of their deletion.
         self._deleted: dict[Key, dict[str, Any]] = {}
         self.by_app: dict[str, set[Key]] = {}
@@ -145,7 +148,8 @@ class LiveCache:
         return [self.objects[k] for k in sorted(self.by_app.get(app, ())) if k in self.objects]
 
     def of_kind(self, group: str, kind: str) -> list[dict[str, Any]]:
-        return [o for k, o in self.objects.items() if k.group == group and k.kind == kind]
+        keys = self._by_kind.get((group, kind), ())
+        return [self.objects[k] for k in keys if k in self.objects]
 
     def watching(self, group: str, kind: str) -> bool:
         event = self._listed.get((group, kind))
@@ -213,6 +217,8 @@ class LiveCache:
         self._trim_managed_fields(obj)
         old = self.objects.get(key)
         self.objects[key] = obj
+        if old is None:
+            self._by_kind.setdefault((key.group, key.kind), {})[key] = None
         old_app, new_app = self._app_of(old), self._app_of(obj)
         if old_app != new_app:
             if old_app:
@@ -230,6 +236,7 @@ class LiveCache:
 
     def _remove(self, key: Key) -> None:
         old = self.objects.pop(key, None)
+        self._by_kind.get((key.group, key.kind), {}).pop(key, None)
         app = self._app_of(old)
         if app:
             self.by_app.get(app, set()).discard(key)
@@ -278,7 +285,7 @@ class LiveCache:
                     task.cancel()
                     del self._tasks[gk]
                     self._listed.pop(gk, None)
-                    for key in [k for k in self.objects if (k.group, k.kind) == gk]:
+                    for key in list(self._by_kind.get(gk, ())):
                         self._remove(key)
             for listener in self.discovery_listeners:
                 listener(discovery)
@@ -321,7 +328,7 @@ class LiveCache:
 
     def _replace_all(self, res: kclient.ApiResource, items: list[dict[str, Any]]) -> None:
         fresh = {key_of(o): o for o in items}
-        for key in [k for k in self.objects if (k.group, k.kind) == res.group_kind]:
+        for key in list(self._by_kind.get(res.group_kind, ())):
             if key not in fresh:
                 self._remove(key)
         for key, obj in fresh.items():
