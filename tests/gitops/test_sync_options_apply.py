@@ -9,6 +9,8 @@ where it does not:
 * ``PruneLast`` moves prunes after every wave; by default an object is pruned in its own wave.
 * ``RespectIgnoreDifferences=true`` keeps ignored fields' live values on sync.
 * ``managedFieldsManagers`` ignores what a named manager wrote, in the running controller.
+* ``Validate=false`` (app-level or per resource) makes the server drop unknown fields; by
+  default they fail the sync, as with kubectl.
 * Terminating a running operation stops it: the Sync phase never runs, the hook is deleted,
   the operation is Failed ("Operation terminated") and not retried by itself.
 """
@@ -596,3 +598,60 @@ def test_terminating_a_running_sync_stops_it_before_the_sync_phase(
             assert get(client, job_path) is None
             assert operation_phase(client, ns, name) == "Failed"
         assert (get(client, cm_path) is not None) is synced
+
+
+# -- Validate=false -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sync_options", "annotation", "accepted"),
+    [
+        # The server refuses an unknown field (kubectl's and Argo CD's default is to validate).
+        ([], None, False),
+        (["Validate=false"], None, True),
+        ([], "Validate=false", True),
+    ],
+    ids=["validated", "app-level Validate=false", "per-resource Validate=false"],
+)
+def test_validate_false_lets_the_server_drop_unknown_fields_instead_of_refusing_them(
+    cluster: Cluster,
+    ns: str,
+    make_repo: Callable[..., Repo],
+    running: harness.Running,
+    sync_options: list[str],
+    annotation: str | None,
+    accepted: bool,
+) -> None:
+    repo = make_repo()
+    annotations = {"argocd.argoproj.io/sync-options": annotation} if annotation else None
+    manifest = json.loads(configmap("loose", {"a": "1"}, annotations=annotations))
+    manifest["bogus"] = "not a ConfigMap field"
+    repo.write("app/cm.json", json.dumps(manifest))
+    repo.commit("first")
+    name = f"{ns}-validate"
+    app = harness.application(
+        name,
+        ns,
+        repo=repo.url,
+        path="app",
+        dest=name,
+        automated={},
+        options=["CreateNamespace=true", *sync_options],
+    )
+    cm_path = f"/api/v1/namespaces/{name}/configmaps/loose"
+
+    def finished() -> dict[str, Any] | None:
+        op = (harness.get_app(client, ns, name).get("status") or {}).get("operationState") or {}
+        return op if op.get("phase") in ("Succeeded", "Failed") else None
+
+    with cluster.client() as client:
+        harness.apply_app(client, app)
+        op = harness.wait_for(f"{name} sync finished", finished)
+        if accepted:
+            harness.wait_synced_healthy(client, ns, name)
+            cm = get(client, cm_path)
+            assert cm is not None and cm["data"] == {"a": "1"} and "bogus" not in cm
+        else:
+            assert op["phase"] == "Failed"
+            assert "bogus" in op["message"], op["message"]
+            assert get(client, cm_path) is None

@@ -182,13 +182,14 @@ async def _apply(
         return sync._result(target, sync.ResultCode.SYNC_FAILED, "kind not served"), None
     try:
         # A generateName hook is a new object each sync; a named one is applied.
+        validate = syncer.validate and target.validate
         if task.spec.generate_name:
             obj = await syncer.client.create(
-                target.res, target.obj, field_manager=sync.FIELD_MANAGER
+                target.res, target.obj, field_manager=sync.FIELD_MANAGER, validate=validate
             )
         else:
             obj = await syncer.client.apply(
-                target.res, target.obj, field_manager=sync.FIELD_MANAGER
+                target.res, target.obj, field_manager=sync.FIELD_MANAGER, validate=validate
             )
     except kerrors.ApiError as exc:
         syncer.log.warning("hook apply failed", resource=str(target.key), error=exc.message)

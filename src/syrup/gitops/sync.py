@@ -92,6 +92,8 @@ class Target:
     too_big_for_csa: bool = False
     #: ``RespectIgnoreDifferences=true``: ignored fields keep their live value on apply.
     respect_ignore: bool = False
+    #: ``Validate=false``: the server ignores unknown fields instead of refusing them.
+    validate: bool = True
 
     @property
     def display(self) -> str:
@@ -249,18 +251,24 @@ def configure(targets: Sequence[Target], app_options: options.SyncOptions) -> No
     The controller calls this when it prepares an app's targets, so comparisons use the same
     mode (client- or server-side) that a sync would write with.
     """
-    plain = app_options.server_side_apply is None and not app_options.respect_ignore_differences
+    plain = (
+        app_options.server_side_apply is None
+        and not app_options.respect_ignore_differences
+        and app_options.validates
+    )
     for target in targets:
-        if target.hook:
-            continue
         if plain and options.SYNC_OPTIONS not in _annotations(target.obj):
             # The common case, kept cheap: it runs on every refresh of every app.
             target.client_side = target.too_big_for_csa = target.respect_ignore = False
+            target.validate = True
             continue
         try:
             mine = options.effective(app_options, target.obj)
         except options.InvalidOption:
             mine = app_options
+        target.validate = mine.validates
+        if target.hook:
+            continue
         # Replace=true wins over ServerSideApply=false, as in Argo CD.
         wants_csa = mine.server_side_apply is False and not mine.replace
         fits = csa.fits(target.obj) if wants_csa else True
@@ -276,6 +284,7 @@ async def write_client_side(
     *,
     dry_run: bool = False,
     body: Mapping[str, Any] | None = None,
+    validate: bool = True,
 ) -> dict[str, Any] | None:
     """Create, or three-way patch, ``target`` the way ``kubectl apply`` does.
 
@@ -285,6 +294,7 @@ async def write_client_side(
     assert target.res is not None
     desired = csa.annotated(body if body is not None else target.obj)
     params = {"fieldManager": FIELD_MANAGER}
+    params["fieldValidation"] = "Strict" if validate and target.validate else "Ignore"
     if dry_run:
         params["dryRun"] = "All"
     if live is None:
@@ -360,7 +370,7 @@ class Comparer:
         )
 
     async def predicted(
-        self, target: Target, live: Mapping[str, Any] | None = None
+        self, target: Target, live: Mapping[str, Any] | None = None, *, validate: bool = True
     ) -> dict[str, Any]:
         """What the server would hold after applying (raises the server's error).
 
@@ -369,14 +379,20 @@ class Comparer:
         """
         assert target.res is not None
         if target.client_side:
-            predicted = await write_client_side(self.client, target, live, dry_run=True)
+            predicted = await write_client_side(
+                self.client, target, live, dry_run=True, validate=validate
+            )
             if predicted is None:
                 return dict(live or {})
             self.dry_runs += 1
             return predicted
         self.dry_runs += 1
         return await self.client.apply(
-            target.res, target.obj, field_manager=FIELD_MANAGER, dry_run=True
+            target.res,
+            target.obj,
+            field_manager=FIELD_MANAGER,
+            dry_run=True,
+            validate=validate and target.validate,
         )
 
     async def compare(
@@ -598,7 +614,9 @@ class Syncer:
             if not target.key.name or "name" not in target.obj["metadata"]:
                 return  # generateName hooks are created, not applied
             try:
-                await self.comparer.predicted(target, self.cache.get(target.key))
+                await self.comparer.predicted(
+                    target, self.cache.get(target.key), validate=self.validate
+                )
             except kerrors.NotFound as exc:
                 # The namespace may be created by this sync (CreateNamespace or a Namespace).
                 if any(f'"{ns}"' in exc.message for ns in creatable):
@@ -664,15 +682,22 @@ class Syncer:
                 f"{csa.ANNOTATIONS_LIMIT} bytes)"
             )
         try:
+            validate = self.validate and target.validate
             if "name" not in target.obj["metadata"]:
-                obj = await self.client.create(target.res, body, field_manager=FIELD_MANAGER)
+                obj = await self.client.create(
+                    target.res, body, field_manager=FIELD_MANAGER, validate=validate
+                )
                 verb = "created"
             else:
                 if target.client_side:
-                    written = await write_client_side(self.client, target, live, body=body)
+                    written = await write_client_side(
+                        self.client, target, live, body=body, validate=validate
+                    )
                     obj = written if written is not None else dict(live or {})
                 else:
-                    obj = await self.client.apply(target.res, body, field_manager=FIELD_MANAGER)
+                    obj = await self.client.apply(
+                        target.res, body, field_manager=FIELD_MANAGER, validate=validate
+                    )
                 verb = (
                     "created"
                     if live is None

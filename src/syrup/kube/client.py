@@ -342,9 +342,9 @@ class Client:
         params = {"fieldManager": field_manager}
         if force:
             params["force"] = "true"
-        if not validate:
-            # Argo CD's Validate=false: unknown or duplicate fields are not an error.
-            params["fieldValidation"] = "Ignore"
+        # Argo CD's Validate=false: unknown or duplicate fields are dropped; otherwise they are
+        # an error, as with kubectl (a server's own default only warns).
+        params["fieldValidation"] = "Strict" if validate else "Ignore"
         if dry_run:
             params["dryRun"] = "All"
         out: Obj = await self.request(
@@ -357,10 +357,17 @@ class Client:
         return out
 
     async def create(
-        self, res: ApiResource, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
+        self,
+        res: ApiResource,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        dry_run: bool = False,
+        validate: bool = True,
     ) -> Obj:
         meta = obj.get("metadata") or {}
         params = {"fieldManager": field_manager}
+        params["fieldValidation"] = "Strict" if validate else "Ignore"
         if dry_run:
             params["dryRun"] = "All"
         out: Obj = await self.request(
