@@ -109,7 +109,11 @@ def test_cluster_add_from_a_kubeconfig_context_then_an_app_deploys_there(
     with up.client(up.login()) as api:
         tree = api.get(f"/api/v1/applications/{name}/resource-tree").json()["nodes"]
         managed = api.get(f"/api/v1/applications/{name}/managed-resources").json()["items"]
+        events = api.get(f"/api/v1/applications/{name}/events").json()["items"]
     assert {"Deployment", "ReplicaSet", "Pod"} <= {n["kind"] for n in tree}
+    # Its resources' events come from the destination, where the workloads run.
+    involved = {e["involvedObject"]["kind"] for e in events}
+    assert {"Deployment", "Pod"} <= involved, events
     assert all(n.get("uid") for n in tree), tree
     assert {m["name"] for m in managed if m["liveState"]} == {"web", "web-config"}
 

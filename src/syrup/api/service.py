@@ -331,24 +331,36 @@ class Service:
         return list(await asyncio.gather(*(one(t) for t in targets)))
 
     async def events(self, namespace: str | None, name: str) -> list[Obj]:
-        """Events of the app and of every object in its tree (newest last)."""
+        """Events of the app and of every object in its tree (newest last).
+
+        The app's own events live on the controller's cluster; its resources' events live on
+        its destination, which may be another cluster.
+        """
         app = self.get_app(namespace, name)
         nodes = self.tree(namespace, name)["nodes"]
         uids = {str(n.get("uid")) for n in nodes if n.get("uid")}
         uids.add(str(_meta(app).get("uid")))
-        res = self.cache.discovery.find("v1", "Event")
-        if res is None:
-            return []
-        namespaces = {str(_meta(app).get("namespace"))}
-        namespaces |= {str(n["namespace"]) for n in nodes if n.get("namespace")}
+        dest = self._destination(app)
+        wanted: list[tuple[kclient.Client, kcache.LiveCache, set[str]]] = [
+            (self.client, self.cache, {str(_meta(app).get("namespace"))})
+        ]
+        node_namespaces = {str(n["namespace"]) for n in nodes if n.get("namespace")}
+        if dest.client is self.client:
+            wanted[0][2].update(node_namespaces)
+        else:
+            wanted.append((dest.client, dest.cache, node_namespaces))
         out: list[Obj] = []
-        for ns in sorted(namespaces):
-            try:
-                items, _ = await self.client.list(res, namespace=ns)
-            except kerrors.ApiError as exc:
-                _log.warning("listing events failed", namespace=ns, error=exc.message)
+        for client, live_cache, namespaces in wanted:
+            res = live_cache.discovery.find("v1", "Event")
+            if res is None:
                 continue
-            out += [e for e in items if str((e.get("involvedObject") or {}).get("uid")) in uids]
+            for ns in sorted(namespaces):
+                try:
+                    items, _ = await client.list(res, namespace=ns)
+                except kerrors.ApiError as exc:
+                    _log.warning("listing events failed", namespace=ns, error=exc.message)
+                    continue
+                out += [e for e in items if str((e.get("involvedObject") or {}).get("uid")) in uids]
         out.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         return out
 
