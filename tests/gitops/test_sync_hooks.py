@@ -327,3 +327,57 @@ def test_a_failing_presync_hook_fails_the_sync_applies_nothing_and_runs_syncfail
     phases = [(r["name"], r["syncPhase"], r["status"]) for r in op["syncResult"]["resources"]]
     assert phases[0] == ("migrate", "PreSync", "SyncFailed")
     assert phases[1][1] == "SyncFail"
+
+
+HOOK_WITH_IMAGE = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  annotations:
+    argocd.argoproj.io/hook: PreSync
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: {image}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  image: {image}
+"""
+
+
+def test_a_changed_hook_job_replaces_the_previous_one_instead_of_failing_the_dry_run(
+    cluster: Cluster,
+    ns: str,
+    make_repo: Callable[..., Repo],
+    running: harness.Running,
+) -> None:
+    # A Job's template is immutable, but a BeforeHookCreation hook is deleted and created
+    # anew, so an image bump must not be refused by the pre-sync dry run.
+    repo = make_repo()
+    repo.write("app/manifests.yaml", HOOK_WITH_IMAGE.format(image="demo/migrate:1.0"))
+    repo.commit("migration 1.0")
+    name = f"{ns}-bump"
+    with cluster.client() as client:
+        harness.apply_app(
+            client,
+            harness.application(name, ns, repo=repo.url, path="app", dest=name, automated={}),
+        )
+    assert wait_operation(cluster, ns, name, count=1)["operationState"]["phase"] == "Succeeded"
+
+    repo.write("app/manifests.yaml", HOOK_WITH_IMAGE.format(image="demo/migrate:1.1"))
+    repo.commit("migration 1.1")
+    running.refresh_repo(repo.url)
+    status = wait_operation(cluster, ns, name, count=2)
+    assert status["operationState"]["phase"] == "Succeeded", status["operationState"]
+    with cluster.client() as client:
+        job = client.get(f"/apis/batch/v1/namespaces/{name}/jobs/migrate").json()
+    images = [c["image"] for c in job["spec"]["template"]["spec"]["containers"]]
+    assert images == ["demo/migrate:1.1"]

@@ -613,10 +613,15 @@ class Syncer:
                 return
             if not target.key.name or "name" not in target.obj["metadata"]:
                 return  # generateName hooks are created, not applied
+            live = self.cache.get(target.key)
             try:
-                await self.comparer.predicted(
-                    target, self.cache.get(target.key), validate=self.validate
-                )
+                if target.hook and live is not None and waves.hook_spec(target.obj).recreate:
+                    # The previous run's object is deleted before this one is created, so
+                    # checking against it would report immutable fields (a Job's template)
+                    # that the sync never patches: check a creation instead.
+                    await self._dry_run_create(target)
+                else:
+                    await self.comparer.predicted(target, live, validate=self.validate)
             except kerrors.NotFound as exc:
                 # The namespace may be created by this sync (CreateNamespace or a Namespace).
                 if any(f'"{ns}"' in exc.message for ns in creatable):
@@ -627,6 +632,20 @@ class Syncer:
 
         await asyncio.gather(*(one(t) for t in targets))
         return sorted(failures, key=lambda r: r.key)
+
+    async def _dry_run_create(self, target: Target) -> None:
+        """Dry-run creating ``target`` under a generated name (its own name is still taken)."""
+        assert target.res is not None
+        obj = copy.deepcopy(target.obj)
+        meta = obj["metadata"]
+        meta["generateName"] = f"{str(meta.pop('name'))[:52]}-"
+        await self.client.create(
+            target.res,
+            obj,
+            field_manager=FIELD_MANAGER,
+            dry_run=True,
+            validate=self.validate and target.validate,
+        )
 
     @staticmethod
     def _kinds_defined_by(targets: list[Target]) -> set[tuple[str, str]]:
