@@ -164,6 +164,8 @@ def test_wait_times_out_with_exit_1(up: Up, cli: Any, tmp_path: Path) -> None:
             "spec.source.repoURL",
         ),
         (["app", "get", "no-such-app"], "not found"),
+        # Brackets in a message are printed as they are, not read as style markup.
+        (["app", "sync", "x", "--resource", "[red]bad[/red]"], "[red]bad[/red]"),
         (["app", "sync", "x", "--resource", "bad"], "GROUP:KIND:NAME"),
         (["app", "create", "x", "--self-heal"], "--sync-policy automated"),
         (["proj", "create", "p", "--dest", "nocomma"], "SERVER,NAMESPACE"),
@@ -205,3 +207,22 @@ def test_repo_proj_cluster_and_account_commands(up: Up, cli: Any, tmp_path: Path
     )
     assert proc.returncode == 0 and isinstance(json.loads(proc.stdout), list)
     assert "admin" in cli("account", "list", "-o", "name").stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("app", "shown"),
+    [
+        # Requested, not yet picked up: the failure on record is the previous operation's.
+        ({"operation": {"sync": {}}, "status": {"operationState": {"phase": "Failed"}}}, "Pending"),
+        # Picked up but its state not yet written: still the previous startedAt.
+        ({"status": {"operationState": {"phase": "Failed", "startedAt": "t1"}}}, "Pending"),
+        ({"status": {"operationState": {"phase": "Running", "startedAt": "t2"}}}, "Running"),
+        ({"status": {"operationState": {"phase": "Failed", "startedAt": "t2"}}}, "Failed"),
+    ],
+)
+def test_sync_progress_does_not_show_the_previous_operation_as_ours(
+    app: dict[str, Any], shown: str
+) -> None:
+    from syrup.cli.argocd import _progress
+
+    assert _progress(app, {}, previous="t1").endswith(f"operation {shown}")

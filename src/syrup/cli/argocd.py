@@ -41,8 +41,12 @@ ERROR = 2
 FAILED = 1
 
 # Piped output is for scripts: never truncate a cell to fit an imaginary 80-column terminal.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4000)
-err = Console(stderr=True, highlight=False)
+# Markup is off: server messages quote Go types such as ``map[string]interface {}``, which
+# Rich would otherwise read as style tags and swallow. Errors are not wrapped mid-word.
+out = Console(
+    highlight=False, markup=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4000
+)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class Output(StrEnum):
@@ -93,7 +97,7 @@ def _save_config(data: dict[str, Any]) -> None:
 
 
 def fail(message: str, code: int = ERROR) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}" if err.is_terminal else f"error: {message}")
+    err.print(Text.assemble(("error:", "red" if err.is_terminal else ""), f" {message}"))
     raise typer.Exit(code)
 
 
@@ -600,7 +604,10 @@ def _wave(item: dict[str, Any]) -> int:
         return 0
 
 
-def _progress(app: dict[str, Any], waves: dict[tuple[str, str, str], int]) -> str:
+def _progress(
+    app: dict[str, Any], waves: dict[tuple[str, str, str], int], *, previous: object = None
+) -> str:
+    """One progress line; ``previous`` is the startedAt of the operation before ours."""
     rows = [r for r in (app.get("status") or {}).get("resources") or [] if not r.get("hook")]
     done = [
         r
@@ -617,6 +624,10 @@ def _progress(app: dict[str, Any], waves: dict[tuple[str, str, str], int]) -> st
     op = (app.get("status") or {}).get("operationState") or {}
     wave = f", wave {min(pending)}" if pending else ""
     phase = op.get("phase", "-")
+    if previous is not None and (
+        app.get("operation") is not None or op.get("startedAt") == previous
+    ):
+        phase = "Pending"  # ours has not started: the state shown is the previous operation's
     return (
         f"{sync_status}/{health}: {len(done)}/{len(rows)} resources done{wave}; operation {phase}"
     )
@@ -628,6 +639,7 @@ def _follow(
     *,
     timeout: float,
     done: Any,
+    previous: object = None,
 ) -> dict[str, Any]:
     """Poll until ``done(app)`` says True/False; print progress lines as they change."""
     items = client.get(f"/api/v1/applications/{name}/managed-resources")["items"]
@@ -636,7 +648,7 @@ def _follow(
     last = ""
     while True:
         app = client.get(f"/api/v1/applications/{name}")
-        line = _progress(app, waves)
+        line = _progress(app, waves, previous=previous)
         if line != last:
             out.print(line)
             last = line
@@ -695,7 +707,7 @@ def app_sync(
             return True
         return True if _status(app) == ("Synced", "Healthy") else None
 
-    result = _follow(client, name, timeout=timeout, done=finished)
+    result = _follow(client, name, timeout=timeout, done=finished, previous=started_before or "")
     op = (result.get("status") or {}).get("operationState") or {}
     for r in (op.get("syncResult") or {}).get("resources") or []:
         out.print(f"  {r.get('kind')}/{r.get('name')}: {r.get('status')} {r.get('message', '')}")
