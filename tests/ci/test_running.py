@@ -1314,3 +1314,21 @@ def test_node_actions_get_state_in_their_post_step(tmp_path: Path, ci_run: RunFn
     assert outcome.result.conclusion is Conclusion.SUCCESS, outcome.log("js")
     lines = outcome.lines["js"]
     assert lines.index("main-steps-done") < lines.index("post sees at-main")
+
+
+def test_a_folder_without_a_commit_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    (plain / ".github" / "workflows").mkdir(parents=True)
+    (plain / ".github" / "workflows" / "ci.yml").write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n"
+    )
+    cli = CliRunner()
+    result = cli.invoke(main.app, ["ci", "run", str(plain), "--list"])
+    assert result.exit_code == 2, result.output
+    assert f"{plain}: is not a git checkout" in result.output
+    assert "git init" in result.output
+
+    subprocess.run(["git", "init", "-q", str(plain)], check=True)
+    result = cli.invoke(main.app, ["ci", "run", str(plain), "--list"])
+    assert result.exit_code == 2, result.output
+    assert f"{plain}: has no commit yet" in result.output

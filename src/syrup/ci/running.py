@@ -94,6 +94,30 @@ def git_output(repo: Path, *args: str) -> str:
     return completed.stdout.strip()
 
 
+def _require_commit(repo: Path) -> None:
+    """Workflows run on a commit: say so plainly when ``repo`` has none to offer."""
+    inside = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        raise InvalidInput(
+            "is not a git checkout; workflows run on a commit "
+            "(git init && git add -A && git commit -m init)",
+            where=str(repo),
+        )
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD^{commit}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if head.returncode != 0:
+        raise InvalidInput("has no commit yet; commit the workflows first", where=str(repo))
+
+
 def make_event(
     repo: Path,
     *,
@@ -105,6 +129,7 @@ def make_event(
     """Describe an event on a local checkout: resolve the ref, sha and changed files."""
     if name not in events.EVENT_NAMES:
         raise InvalidInput(f"unknown event {name!r}; use one of {', '.join(events.EVENT_NAMES)}")
+    _require_commit(repo)
     if ref is None:
         ref = git_output(repo, "symbolic-ref", "-q", "HEAD")
     elif not ref.startswith("refs/"):
