@@ -119,7 +119,7 @@ def update(
     """Apply one registry event to a repository and print the files it changed.
 
     Exits 0 whether or not a file changed, 2 on an invalid event, 1 when the event failed
-    (for example a push the remote refused); a failed event stays queued for ``retry``.
+    (for example a push the remote refused); a failed event stays queued for 'syrup image retry'.
     """
     try:
         payload = sys.stdin.buffer.read() if event == "-" else Path(event).read_bytes()
@@ -238,7 +238,7 @@ def poll(
     config_path: Path = typer.Option(..., "--config", "-c", help="Updater configuration."),
     data_dir: Path | None = _DATA_DIR,
 ) -> None:
-    """Poll the registries of the images marked ``poll: true`` once and apply what is new."""
+    """Poll the registries of the images marked 'poll: true' once and apply what is new."""
     from syrup.updater import polling
 
     try:
