@@ -485,7 +485,20 @@ def test_an_app_outside_its_projects_destinations_is_rejected(up: Up, tmp_path: 
         app = application(unique("a"), repo, dest_ns="elsewhere", project=proj)
         r = c.post("/api/v1/applications", json=app)
         assert r.status_code == 400 and r.json()["field"] == "spec"
-        assert "not permitted" in r.json()["error"]
+        assert "do not match any of the allowed destinations" in r.json()["error"]
+
+        # The same rules as the controller: a negated repo pattern, and every source counts.
+        body["spec"]["sourceRepos"] = ["*", "!https://charts.example/*"]
+        assert c.put(f"/api/v1/projects/{proj}", json=body).status_code == 200
+        app = application(unique("a"), repo, dest_ns="team-a", project=proj)
+        source = app["spec"].pop("source")
+        chart = {"repoURL": "https://charts.example/stable", "chart": "web", "targetRevision": "1"}
+        app["spec"]["sources"] = [source, chart]
+        r = c.post("/api/v1/applications", json=app)
+        assert r.status_code == 400, r.text
+        assert "application repo https://charts.example/stable is not permitted" in r.text
+        app["spec"]["sources"] = [source]
+        assert c.post("/api/v1/applications", json=app).status_code == 201
 
 
 def test_repositories_add_with_credentials_list_validate_and_remove(up: Up, tmp_path: Path) -> None:

@@ -13,7 +13,12 @@ PROJECT: dict[str, Any] = {
     "kind": "AppProject",
     "metadata": {"name": "team", "namespace": "argocd"},
     "spec": {
-        "sourceRepos": ["https://github.com/acme/*", "!https://github.com/acme/secret*"],
+        "sourceRepos": [
+            "https://github.com/acme/*",
+            "!https://github.com/acme/secret*",
+            "oci://ghcr.io/acme/charts",
+            "registry.example/helm/*",
+        ],
         "destinations": [
             {"server": "https://kubernetes.default.svc", "namespace": "team-*"},
             {"name": "staging", "namespace": "*"},
@@ -38,6 +43,11 @@ def project() -> projects.Project:
         ("https://github.com/acme/apps.git", True),
         ("https://github.com/other/apps", False),
         ("https://github.com/acme/secrets", False),
+        # A Helm OCI repository matches with or without its oci:// scheme, either way round.
+        ("ghcr.io/acme/charts", True),
+        ("oci://ghcr.io/acme/charts", True),
+        ("oci://registry.example/helm/web", True),
+        ("oci://ghcr.io/other/charts", False),
     ],
 )
 def test_source_repos_are_globs_with_negation(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syrup import errors, logs
-from syrup.gitops import clusters, credentials, diff, models, sync
+from syrup.gitops import clusters, credentials, diff, models, projects, sync
 from syrup.gitops import controller as gcontroller
 from syrup.kube import cache as kcache
 from syrup.kube import client as kclient
@@ -403,11 +403,16 @@ class Service:
             raise errors.InvalidInput(
                 f"AppProject {app.project!r} does not exist", where="spec.project"
             )
-        problem = models.parse_project(project).permits(
-            repo=app.source.repo_url, dest=app.destination, dest_namespace=app.destination.namespace
+        violations = projects.parse(project).check_app(
+            repos=app.repo_urls,
+            server=app.destination.server,
+            name=app.destination.name,
+            namespace=app.destination.namespace,
         )
-        if problem:
-            raise errors.InvalidInput(problem, where="spec")
+        if violations:
+            raise errors.InvalidInput(
+                "; ".join(v.condition()["message"] for v in violations), where="spec"
+            )
         return obj
 
     async def create_app(self, body: Any, *, namespace: str | None, upsert: bool) -> Obj:
@@ -566,7 +571,7 @@ class Service:
             "metadata": meta,
             "spec": body.get("spec") or {},
         }
-        models.parse_project(obj)
+        projects.parse(obj)
         return obj
 
     async def create_project(self, body: Any, *, upsert: bool) -> Obj:

@@ -1,4 +1,4 @@
-"""Typed views of Argo CD's ``Application`` and ``AppProject`` (``argoproj.io/v1alpha1``).
+"""Typed views of Argo CD's ``Application`` (``argoproj.io/v1alpha1``).
 
 Syrup reads the same objects Argo CD does so existing repositories and app-of-apps charts work
 as they are. Parsing is strict about shapes (a list where a map is expected, a value of the
@@ -448,50 +448,3 @@ def _check_range(text: str) -> None:
         for word in words:
             if not _RANGE_WORD.fullmatch(word):
                 raise ValueError(f"{word!r} is neither a chart version nor a semver range")
-
-
-@dataclass(frozen=True)
-class Project:
-    """The parts of an AppProject the controller enforces."""
-
-    name: str
-    source_repos: tuple[str, ...]
-    destinations: tuple[tuple[str, str], ...]  # (server or name, namespace) glob pairs
-
-    def permits(self, *, repo: str, dest: Destination, dest_namespace: str) -> str | None:
-        """None when the project allows the pair, else the reason."""
-        import fnmatch
-
-        if not any(fnmatch.fnmatch(repo, pat) for pat in self.source_repos):
-            return f"application repo {repo} is not permitted in project '{self.name}'"
-        target = dest.server or dest.name
-        for server, ns in self.destinations:
-            if fnmatch.fnmatch(target, server) and fnmatch.fnmatch(dest_namespace, ns):
-                return None
-            local = server in {IN_CLUSTER_NAME, IN_CLUSTER_SERVER, "*"}
-            if dest.in_cluster and local and fnmatch.fnmatch(dest_namespace, ns):
-                return None
-        return (
-            f"application destination {target} namespace {dest_namespace!r} "
-            f"is not permitted in project '{self.name}'"
-        )
-
-
-def parse_project(obj: Mapping[str, Any]) -> Project:
-    meta = _map(obj.get("metadata"), "metadata")
-    spec = _map(obj.get("spec"), "spec")
-    dests = []
-    raw = spec.get("destinations") or []
-    if not isinstance(raw, list):
-        raise InvalidSpec("expected a list", where="spec.destinations")
-    for i, d in enumerate(raw):
-        dm = _map(d, f"spec.destinations[{i}]")
-        target = _str(dm, "server", f"spec.destinations[{i}]") or _str(
-            dm, "name", f"spec.destinations[{i}]"
-        )
-        dests.append((target or "*", _str(dm, "namespace", f"spec.destinations[{i}]") or "*"))
-    return Project(
-        name=_str(meta, "name", "metadata"),
-        source_repos=_strs(spec, "sourceRepos", "spec"),
-        destinations=tuple(dests),
-    )

@@ -184,7 +184,8 @@ def _split(pattern: str) -> tuple[str, bool]:
 
 
 def _repo_key(url: str) -> str:
-    url = url.strip().rstrip("/")
+    """Compare repos as Argo CD does, and a Helm OCI repo with or without ``oci://``."""
+    url = url.strip().rstrip("/").removeprefix("oci://")
     return url[:-4] if url.endswith(".git") else url
 
 
