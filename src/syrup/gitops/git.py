@@ -79,6 +79,14 @@ def normalize_url(url: str) -> str:
 CredentialsLookup = Callable[[str], "credentials.RepoCredentials | None"]
 
 
+#: The advice git prints after every failed remote call; it would hide the cause (such as
+#: ``Host key verification failed.``) from the last lines the message keeps.
+_GIT_BOILERPLATE = (
+    "Please make sure you have the correct access rights",
+    "and the repository exists",
+)
+
+
 async def _run(
     args: list[str],
     *,
@@ -115,7 +123,11 @@ async def _run(
         await proc.wait()
         raise RepoUnavailable(f"{what}: git timed out after {timeout:.0f}s") from exc
     if proc.returncode != 0:
-        message = err.decode(errors="replace").strip().splitlines()
+        message = [
+            line.strip()
+            for line in err.decode(errors="replace").splitlines()
+            if line.strip() and not line.startswith(_GIT_BOILERPLATE)
+        ]
         raise RepoUnavailable(f"{what}: {' '.join(message[-3:]) or 'git failed'}")
     return out.decode(errors="replace")
 
