@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,85 @@ def test_server_defaults_and_fields_of_other_managers_do_not_make_an_app_out_of_
     live = cluster.kubectl_json("get", "deployment", "guestbook-ui", "-n", name)
     assert live["metadata"]["annotations"]["team"] == "web"
     assert live["spec"]["strategy"]["type"] == "RollingUpdate"  # a server default
+
+
+def test_a_broken_commit_keeps_the_app_unknown_retries_on_backoff_and_fails_an_operation(
+    cluster: Cluster, ns: str, make_repo: Callable[..., Repo], running: harness.Running
+) -> None:
+    repo = make_repo()
+    repo.write("app/a.yaml", CM.format(name="a"))
+    repo.commit()
+    name = f"{ns}-broken"
+    key = f"{ns}/{name}"
+    path = f"{harness.APPS.format(ns=ns)}/{name}"
+    with cluster.client() as client:
+        harness.apply_app(
+            client,
+            harness.application(name, ns, repo=repo.url, path="app", dest=name, automated={}),
+        )
+        harness.wait_synced_healthy(client, ns, name)
+
+        repo.write("app/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n")
+        repo.commit("break the YAML")
+        running.refresh_repo(repo.url)
+        # Another app that never rendered at all: its path does not exist.
+        never = f"{ns}-never"
+        harness.apply_app(
+            client, harness.application(never, ns, repo=repo.url, path="nope", dest=never)
+        )
+        condition(client, ns, name, "ComparisonError")
+        condition(client, ns, never, "ComparisonError")
+
+        def failures() -> tuple[int, int]:
+            states = running.controller.states
+            return states[key].failures, states[f"{ns}/{never}"].failures
+
+        first = running.run(failures)
+
+        # While Git stays broken the app is never shown compared against its last good
+        # manifests, and it is retried on its backoff (0.5 s doubling to 3 s here), not on
+        # every wake-up of the scheduler (twice a second).
+        seen = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            status = harness.get_app(client, ns, name).get("status") or {}
+            seen.append(
+                (
+                    status["sync"]["status"],
+                    [c["type"] for c in status.get("conditions") or []],
+                )
+            )
+            time.sleep(0.2)
+        assert set(map(str, seen)) == {str(("Unknown", ["ComparisonError"]))}, seen
+        last = running.run(failures)
+        retries = (last[0] - first[0], last[1] - first[1])
+        assert all(1 <= n <= 5 for n in retries), retries
+
+        # A sync asked for meanwhile fails at once with the reason, and is cleared.
+        operation = {"operation": {"sync": {}, "initiatedBy": {"username": "alice"}}}
+        headers = {"Content-Type": "application/merge-patch+json"}
+        assert client.patch(path, json=operation, headers=headers).status_code == 200
+        app = harness.wait_for(
+            "the operation to fail",
+            lambda: (
+                (a := harness.get_app(client, ns, name))
+                and "operation" not in a
+                and (a["status"].get("operationState") or {}).get("phase") == "Failed"
+                and a
+            ),
+            timeout=10,
+        )
+    op = app["status"]["operationState"]
+    assert op["message"].startswith("ComparisonError: app/a.yaml:5: invalid YAML"), op
+    assert op["operation"]["initiatedBy"] == {"username": "alice"}
+
+
+def test_the_retry_backoff_stays_finite_after_very_many_failures(
+    running: harness.Running,
+) -> None:
+    from syrup.gitops.controller import AppState
+
+    state = AppState(failures=5000)
+    running.controller._backoff(state)
+    assert state.failures == 5001
+    assert 0 < state.retry_at - time.monotonic() <= running.controller.settings.retry_max_seconds

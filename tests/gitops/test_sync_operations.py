@@ -37,23 +37,25 @@ def running(cluster: Cluster, ns: str, tmp_path: Path, git_home: Path) -> Iterat
 
 
 def operate(cluster: Cluster, ns: str, name: str, sync: dict[str, Any]) -> dict[str, Any]:
-    """Ask for a sync and wait for its result (a new history entry)."""
+    """Ask for a sync and wait for its result (a new operationState, the operation cleared)."""
     with cluster.client() as client:
-        before = len((harness.get_app(client, ns, name).get("status") or {}).get("history") or [])
+        status = harness.get_app(client, ns, name).get("status") or {}
+        before = status.get("operationState")
         response = client.patch(
             f"{harness.APPS.format(ns=ns)}/{name}",
             json={"operation": {"sync": sync, "initiatedBy": {"username": "alice"}}},
             headers={"Content-Type": "application/merge-patch+json"},
         )
         assert response.status_code == 200, response.text
-        return harness.wait_for(
-            "the operation's history entry",
-            lambda: (
-                len((harness.get_app(client, ns, name).get("status") or {}).get("history") or [])
-                > before
-                and harness.get_app(client, ns, name)["status"]
-            ),
-        )
+
+        def finished() -> dict[str, Any] | None:
+            app = harness.get_app(client, ns, name)
+            op = (app.get("status") or {}).get("operationState") or {}
+            done = op.get("phase") in ("Succeeded", "Failed", "Error")
+            fresh = op != before  # timestamps have whole seconds: compare all of it
+            return app["status"] if done and fresh and "operation" not in app else None
+
+        return harness.wait_for("the operation's result", finished)
 
 
 def versions(cluster: Cluster, namespace: str) -> dict[str, str]:
@@ -116,3 +118,22 @@ def test_a_sync_of_a_subset_applies_only_the_named_resources_and_prunes_nothing(
     assert versions(cluster, name) == {"a": "2", "b": "1"}
     names = [r["name"] for r in status["operationState"]["syncResult"]["resources"]]
     assert names == ["a"]
+    # The operation records its subset; like Argo CD, a partial sync is not a history entry
+    # (a rollback to an entry deploys all of it).
+    assert status["operationState"]["operation"]["sync"]["resources"] == [
+        {"kind": "ConfigMap", "name": "a"}
+    ]
+    assert len(status["history"]) == 1
+
+    # The namespace form names the same resource; a filter matching nothing fails the sync.
+    status = operate(
+        cluster,
+        ns,
+        name,
+        {"resources": [{"kind": "ConfigMap", "name": "a", "namespace": name}]},
+    )
+    assert status["operationState"]["phase"] == "Succeeded"
+    status = operate(cluster, ns, name, {"resources": [{"kind": "ConfigMap", "name": "nope"}]})
+    op = status["operationState"]
+    assert op["phase"] == "Failed"
+    assert op["message"].endswith("no resource of the application matches :ConfigMap:nope"), op

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -121,6 +122,8 @@ class AppState:
     error_type: str = ""
     failures: int = 0
     retry_at: float = 0.0
+    #: The spec hash of the app when its last refresh failed.
+    failed_spec: str = ""
     #: The ``retry_at`` the scheduler last woke the app for (each wakes it once).
     retry_fired: float = 0.0
     last_attempt: tuple[str, str] | None = None
@@ -521,8 +524,9 @@ class Controller:
 
     def _backoff(self, state: AppState) -> None:
         state.failures += 1
+        # NB: the exponent is capped; an app failing for hours would overflow a float.
         delay = min(
-            self.settings.retry_base_seconds * 2 ** (state.failures - 1),
+            self.settings.retry_base_seconds * 2.0 ** min(state.failures - 1, 32),
             self.settings.retry_max_seconds,
         )
         state.retry_at = time.monotonic() + delay
@@ -576,6 +580,11 @@ class Controller:
             if not refreshed:
                 await self._write_error(obj, state, state.error_type, state.error)
                 return
+        elif state.error:
+            # Still waiting to retry a failed refresh: the last good manifests are not what Git
+            # holds now, so the app stays Unknown with the error rather than compared to them.
+            await self._write_error(obj, state, state.error_type, state.error)
+            return
         elif state.discovery_id != self._discovery_id and state.result is not None:
             state.targets = self._prepare(app, state.result)
             state.discovery_id = self._discovery_id
@@ -650,12 +659,17 @@ class Controller:
 
     def _refresh_due(self, app: models.Application, state: AppState) -> bool:
         now = time.monotonic()
+        # After a failed refresh of this very spec, only its retry time, a requested refresh or
+        # an operation try again: other wake-ups (status writes, commits to other paths) do not.
+        backing_off = (
+            bool(state.error) and now < state.retry_at and state.failed_spec == app.spec_hash
+        )
         return (
             state.force_refresh is not None
             or app.refresh is not None
             or app.operation is not None
-            or state.result is None
-            or state.spec_hash != app.spec_hash
+            or (state.result is None and not backing_off)
+            or (state.spec_hash != app.spec_hash and not backing_off)
             or now >= state.next_refresh
             or (state.retry_at > 0 and now >= state.retry_at and bool(state.error))
         )
@@ -796,8 +810,15 @@ class Controller:
         except (git.GitError, render.RenderError) as exc:
             state.error_type = "ComparisonError"
             state.error = str(exc)
+            state.failed_spec = app.spec_hash
             self._backoff(state)
-            log.warning("refresh failed", error=str(exc))
+            # The periodic refresh waits for the retry, not for the next scheduler tick.
+            state.next_refresh = state.retry_at
+            log.warning(
+                "refresh failed",
+                error=str(exc),
+                retry_in=round(state.retry_at - time.monotonic(), 1),
+            )
             await self._clear_refresh_annotation(obj, app)
             return False
         if state.sha != rendered.sha:
@@ -886,6 +907,13 @@ class Controller:
             subset = ((obj.get("operation") or {}).get("sync") or {}).get("resources")
             if subset:
                 targets = [t for t in targets if _selected(t, subset)]
+                if not targets:
+                    await self._patch_app(obj, {"operation": None})
+                    return self._refused(
+                        state,
+                        "operation.sync.resources: no resource of the application matches "
+                        + ", ".join(_describe(r) for r in subset if isinstance(r, Mapping)),
+                    )
             opts = sync.Options(
                 prune=op.prune and not subset,
                 create_namespace="CreateNamespace=true" in (op.options | app.sync_policy.options),
@@ -1108,15 +1136,16 @@ class Controller:
         if source is None:
             source = (obj.get("spec") or {}).get("source") or {}
         revision = revision or state.sha
-        op_state = {
-            "operation": {
-                "sync": {
-                    "revision": revision,
-                    "prune": opts.prune,
-                    **({"dryRun": True} if opts.dry_run else {}),
-                },
-                "initiatedBy": initiated,
-            },
+        sync_op: dict[str, Any] = {
+            "revision": revision,
+            "prune": opts.prune,
+            **({"dryRun": True} if opts.dry_run else {}),
+        }
+        if opts.subset:
+            requested = ((obj.get("operation") or {}).get("sync") or {}).get("resources")
+            sync_op["resources"] = copy.deepcopy(requested)
+        op_state: dict[str, Any] = {
+            "operation": {"sync": sync_op, "initiatedBy": initiated},
             "phase": str(outcome.phase),
             "message": outcome.message,
             "startedAt": started,
@@ -1285,9 +1314,14 @@ class Controller:
 
     @staticmethod
     def _deployed(operation_state: Mapping[str, Any]) -> bool:
-        """A successful, real (not dry-run) sync goes into ``status.history``."""
-        dry = operation_state["operation"]["sync"].get("dryRun")
-        return operation_state["phase"] == "Succeeded" and not dry
+        """A successful, real (not dry-run), whole (not a subset) sync goes into
+        ``status.history``, as in Argo CD: a rollback to an entry deploys all of it."""
+        sync_op = operation_state["operation"]["sync"]
+        return (
+            operation_state["phase"] == "Succeeded"
+            and not sync_op.get("dryRun")
+            and not sync_op.get("resources")
+        )
 
     def _conditions(
         self,
@@ -1336,7 +1370,11 @@ class Controller:
     async def _write_error(
         self, obj: dict[str, Any], state: AppState, kind: str, message: str
     ) -> None:
-        """Status for an app that could not be compared: the condition names what is wrong."""
+        """Status for an app that could not be compared: the condition names what is wrong.
+
+        An operation waiting on the app cannot run: it fails at once with the same message,
+        rather than waiting until the app can be compared again.
+        """
         old = dict(obj.get("status") or {})
         previous = {c.get("type"): c for c in old.get("conditions") or []}
         prev = previous.get(kind)
@@ -1350,7 +1388,16 @@ class Controller:
             "conditions": [{"type": kind, "message": message, "lastTransitionTime": stamp}],
             "reconciledAt": _now(),
         }
+        pending = obj.get("operation")
+        if pending:
+            refused = self._refused(state, f"{kind}: {message}")
+            if isinstance(pending, Mapping):
+                refused["operation"] = copy.deepcopy(dict(pending))
+            status["operationState"] = refused
         await self._save_status(obj, old, status)
+        if pending:
+            await self._patch_app(obj, {"operation": None})
+            _log.info("operation failed", app=self._app_key(obj), reason=kind)
 
     async def _save_status(
         self, obj: dict[str, Any], old: dict[str, Any], status: dict[str, Any]
@@ -1464,6 +1511,12 @@ def _multi_source_entry(status: Mapping[str, Any], id: int) -> tuple[list[str], 
             if isinstance(revisions, list) and isinstance(sources, list):
                 return [str(r) for r in revisions], list(sources)
     return None
+
+
+def _describe(item: Mapping[str, Any]) -> str:
+    """A resource filter as the CLI takes it: ``GROUP:KIND:[NAMESPACE/]NAME``."""
+    where = f"{item['namespace']}/" if item.get("namespace") else ""
+    return f"{item.get('group') or ''}:{item.get('kind')}:{where}{item.get('name')}"
 
 
 def _selected(target: sync.Target, wanted: Any) -> bool:
