@@ -226,3 +226,40 @@ def test_sync_progress_does_not_show_the_previous_operation_as_ours(
     from syrup.cli.argocd import _progress
 
     assert _progress(app, {}, previous="t1").endswith(f"operation {shown}")
+
+
+def test_a_malformed_application_stored_with_kubectl_does_not_break_list_or_get(
+    up: Up, cli: Any, cluster: Cluster
+) -> None:
+    # The API refuses such a spec; kubectl bypasses it and the CLI must still work.
+    name = unique("bad")
+    bad = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": "file:///nowhere", "path": "."},
+            "destination": [{"namespace": "x"}],
+        },
+    }
+    apps = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications"
+    with cluster.client() as client:
+        response = client.post(apps, json=bad)
+        assert response.status_code == 201, response.text
+    try:
+        wait_for(
+            "the spec error in the app's status",
+            lambda: "spec.destination" in cli("app", "get", name).stdout,
+        )
+        listed = cli("app", "list").stdout
+        assert name in listed
+        shown = cli("app", "get", name).stdout
+        assert "InvalidSpecError" in shown
+        # Nothing can be compared: diff and manifests say why instead of reporting success.
+        for command in ("diff", "manifests"):
+            proc = cli("app", command, name, check=2)
+            assert "InvalidSpecError: spec.destination" in proc.stderr, proc.stderr
+    finally:
+        with cluster.client() as client:
+            client.delete(f"{apps}/{name}")

@@ -13,6 +13,7 @@ or timed-out sync/wait or a non-empty diff, 2 any error (bad flags, unreachable 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -204,6 +205,36 @@ def login(
 # -- applications ----------------------------------------------------------------------
 
 
+_MAPS = (
+    ("metadata",),
+    ("spec",),
+    ("spec", "destination"),
+    ("spec", "source"),
+    ("spec", "syncPolicy"),
+    ("status",),
+    ("status", "sync"),
+    ("status", "health"),
+    ("status", "operationState"),
+)
+_LISTS = (("spec", "sources"), ("status", "conditions"), ("status", "resources"))
+
+
+def _viewable(app: Any) -> dict[str, Any]:
+    """A copy of an Application that is safe to show in a table.
+
+    The API refuses malformed specs, but ``kubectl apply`` can still store one (a destination
+    written as a list, say); such a field shows as empty here instead of crashing the command.
+    """
+    out: dict[str, Any] = copy.deepcopy(app) if isinstance(app, dict) else {}
+    for path, empty in [*((p, dict) for p in _MAPS), *((p, list) for p in _LISTS)]:
+        parent = out
+        for key in path[:-1]:
+            parent = parent[key]
+        if not isinstance(parent.get(path[-1]), empty):
+            parent[path[-1]] = empty()
+    return out
+
+
 def _status(app: dict[str, Any]) -> tuple[str, str]:
     status = app.get("status") or {}
     return (
@@ -243,6 +274,7 @@ def app_list(
     items = api(server, auth_token).get("/api/v1/applications", params=params)["items"]
     if emit(items, output, names=[a["metadata"]["name"] for a in items]):
         return
+    items = [_viewable(a) for a in items]
     table = Table(box=None, pad_edge=False)
     for col in ("NAME", "CLUSTER", "NAMESPACE", "PROJECT", "STATUS", "HEALTH", "SYNCPOLICY"):
         table.add_column(col)
@@ -297,6 +329,7 @@ def app_get(
     a = client.get(f"/api/v1/applications/{name}", params=params)
     if emit(a, output, names=[name]):
         return
+    a = _viewable(a)
     spec, status = a.get("spec") or {}, a.get("status") or {}
     src, dest = _first_source(spec), spec.get("destination") or {}
     sync_status, health = _status(a)
@@ -569,6 +602,17 @@ def _print_diff(text: str) -> None:
         out.print(Text(line, style=style))
 
 
+def _fail_if_not_comparable(app: dict[str, Any]) -> None:
+    """Exit 2 with the reason when Git could not be rendered or the spec is invalid.
+
+    The last good manifests are still held, but a diff or listing made from them would
+    report success for a commit that cannot be deployed (a CI gate must see the error).
+    """
+    for cond in _viewable(app)["status"]["conditions"]:
+        if isinstance(cond, dict) and cond.get("type") in ("ComparisonError", "InvalidSpecError"):
+            fail(f"{cond['type']}: {cond.get('message', '')}")
+
+
 @app_cmd.command("diff")
 def app_diff(
     name: str,
@@ -578,8 +622,8 @@ def app_diff(
 ) -> None:
     """Show what a sync would change; exit 1 when there are differences, 0 when none."""
     client = api(server, auth_token)
-    if refresh:
-        client.get(f"/api/v1/applications/{name}", params={"refresh": "normal"})
+    params = {"refresh": "normal"} if refresh else {}
+    _fail_if_not_comparable(client.get(f"/api/v1/applications/{name}", params=params))
     items = client.get(f"/api/v1/applications/{name}/managed-resources")["items"]
     differing = [i for i in items if i.get("diff") or i.get("liveState") is None]
     for item in differing:
@@ -647,7 +691,7 @@ def _follow(
     deadline = time.monotonic() + timeout
     last = ""
     while True:
-        app = client.get(f"/api/v1/applications/{name}")
+        app = _viewable(client.get(f"/api/v1/applications/{name}"))
         line = _progress(app, waves, previous=previous)
         if line != last:
             out.print(line)
@@ -666,7 +710,9 @@ def app_sync(
     prune: bool = typer.Option(False, "--prune", help="Delete resources gone from Git."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Preview, change nothing."),
     revision: str = typer.Option("", "--revision", help="Sync to this revision."),
-    resource: list[str] = typer.Option([], "--resource", help="Only GROUP:KIND:NAME."),
+    resource: list[str] = typer.Option(
+        [], "--resource", help="Only GROUP:KIND:[NAMESPACE/]NAME (repeatable)."
+    ),
     apply_out_of_sync_only: bool = typer.Option(False, "--apply-out-of-sync-only"),
     timeout: float = typer.Option(300, "--timeout", help="Seconds to wait."),
     is_async: bool = typer.Option(False, "--async", help="Do not wait for the result."),
@@ -677,9 +723,13 @@ def app_sync(
     resources = []
     for spec in resource:
         parts = spec.split(":")
-        if len(parts) != 3:
-            fail(f"--resource: expected GROUP:KIND:NAME, not {spec!r}")
-        resources.append({"group": parts[0], "kind": parts[1], "name": parts[2]})
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            fail(f"--resource: expected GROUP:KIND:NAME or GROUP:KIND:NAMESPACE/NAME, not {spec!r}")
+        namespace, _, res_name = parts[2].rpartition("/")
+        item = {"group": parts[0], "kind": parts[1], "name": res_name}
+        if namespace:
+            item["namespace"] = namespace
+        resources.append(item)
     client = api(server, auth_token)
     before = client.get(f"/api/v1/applications/{name}")
     started_before = ((before.get("status") or {}).get("operationState") or {}).get("startedAt")
@@ -785,7 +835,9 @@ def app_rollback(
 @app_cmd.command("manifests")
 def app_manifests(name: str, server: str | None = SERVER, auth_token: str | None = TOKEN) -> None:
     """Print the manifests rendered from Git (Secrets masked)."""
-    items = api(server, auth_token).get(f"/api/v1/applications/{name}/manifests")["manifests"]
+    client = api(server, auth_token)
+    _fail_if_not_comparable(client.get(f"/api/v1/applications/{name}"))
+    items = client.get(f"/api/v1/applications/{name}/manifests")["manifests"]
     sys.stdout.write(yaml.safe_dump_all(items, sort_keys=False))
 
 
