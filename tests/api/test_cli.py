@@ -263,3 +263,31 @@ def test_a_malformed_application_stored_with_kubectl_does_not_break_list_or_get(
     finally:
         with cluster.client() as client:
             client.delete(f"{apps}/{name}")
+
+
+def test_a_sync_without_prune_ends_and_names_what_waits_to_be_pruned(
+    up: Up, cli: Any, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path)
+    extra = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra"}}
+    repo.write("app/extra.yaml", [extra])
+    repo.push("an extra config map")
+    name = unique("noprune")
+    cli(
+        "app", "create", name, "--repo", repo.url, "--path", "app", "--revision", "main",
+        "--dest-server", "https://kubernetes.default.svc", "--dest-namespace", unique("ns"),
+        "--sync-option", "CreateNamespace=true",
+    )  # fmt: skip
+    cli("app", "sync", name, "--timeout", "120")
+    (repo.work / "app" / "extra.yaml").unlink()
+    repo.push("drop the extra config map")
+    cli("app", "get", name, "--refresh")
+    wait_for("the app to see the removal", lambda: "OutOfSync" in cli("app", "get", name).stdout)
+    # The diff shows what a sync with --prune would delete.
+    shown = cli("app", "diff", name, check=1).stdout
+    assert "===== core/ConfigMap" in shown and "extra" in shown, shown
+    assert "-  name: extra" in shown, shown
+    # The app stays OutOfSync (the ConfigMap waits for --prune), yet the sync is done.
+    proc = cli("app", "sync", name, "--timeout", "60")
+    assert "ConfigMap/extra: requires pruning (sync with --prune)" in proc.stdout, proc.stdout
+    assert "OutOfSync" in cli("app", "get", name).stdout

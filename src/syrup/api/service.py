@@ -288,7 +288,8 @@ class Service:
         return {"manifest": _mask_secret(live)}
 
     async def managed_resources(self, namespace: str | None, name: str) -> list[Obj]:
-        """Each resource Git asks for: live, desired (as the server would store it) and diff."""
+        """Each resource Git asks for: live, desired (as the server would store it) and diff;
+        then each live resource waiting to be pruned, with no desired state."""
         app = self.get_app(namespace, name)
         state = self.ctl.states.get(f"{_meta(app)['namespace']}/{name}")
         if state is None:
@@ -328,7 +329,32 @@ class Service:
             }
 
         targets = [t for t in state.targets if not t.hook]
-        return list(await asyncio.gather(*(one(t) for t in targets)))
+        items = list(await asyncio.gather(*(one(t) for t in targets)))
+        # Live objects of the app that Git no longer has: a sync with prune deletes them.
+        for (group, kind, ns, res_name), row in rows.items():
+            if not row.get("requiresPruning"):
+                continue
+            live = conn.cache.get(kcache.Key(group, str(kind), ns, str(res_name)))
+            if live is None:
+                continue
+            display = f"{str(kind).lower()}{'.' + group if group else ''}/{res_name}"
+            items.append(
+                {
+                    "group": group,
+                    "kind": kind,
+                    "namespace": ns,
+                    "name": res_name,
+                    "status": row.get("status", "OutOfSync"),
+                    "health": row.get("health"),
+                    "hook": False,
+                    "requiresPruning": True,
+                    "liveState": _mask_secret(diff.normalize(live)),
+                    "targetState": None,
+                    "diff": diff.unified(live, None, name=display),
+                    "message": "",
+                }
+            )
+        return items
 
     async def events(self, namespace: str | None, name: str) -> list[Obj]:
         """Events of the app and of every object in its tree (newest last).

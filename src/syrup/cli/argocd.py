@@ -755,7 +755,12 @@ def app_sync(
             return None
         if dry_run:
             return True
-        return True if _status(app) == ("Synced", "Healthy") else None
+        sync_status, health = _status(app)
+        if health != "Healthy":
+            return None
+        # Resources left for pruning (sync without --prune) keep the app OutOfSync; as in
+        # Argo CD that ends the wait, with a note naming them.
+        return True if sync_status == "Synced" or _prune_pending(app) else None
 
     result = _follow(client, name, timeout=timeout, done=finished, previous=started_before or "")
     op = (result.get("status") or {}).get("operationState") or {}
@@ -763,7 +768,20 @@ def app_sync(
         out.print(f"  {r.get('kind')}/{r.get('name')}: {r.get('status')} {r.get('message', '')}")
     if not result["_ok"]:
         fail(f"sync {op.get('phase')}: {op.get('message', '')}", FAILED)
+    for r in _prune_pending(result):
+        out.print(f"  {r.get('kind')}/{r.get('name')}: requires pruning (sync with --prune)")
     out.print(f"application '{name}' synced: {op.get('message', '')}")
+
+
+def _prune_pending(app: dict[str, Any]) -> list[dict[str, Any]]:
+    """Resources that are only out of sync because they wait to be pruned, when every other
+    resource is synced."""
+    rows = [r for r in _viewable(app)["status"]["resources"] if isinstance(r, dict)]
+    pending = [r for r in rows if r.get("requiresPruning")]
+    others = [r for r in rows if not r.get("requiresPruning") and not r.get("hook")]
+    if pending and all(r.get("status") == "Synced" for r in others):
+        return pending
+    return []
 
 
 @app_cmd.command("wait")
