@@ -287,7 +287,16 @@ def test_a_sync_without_prune_ends_and_names_what_waits_to_be_pruned(
     shown = cli("app", "diff", name, check=1).stdout
     assert "===== core/ConfigMap" in shown and "extra" in shown, shown
     assert "-  name: extra" in shown, shown
+    # A dry run lists what a sync would do, as Argo CD does, and changes nothing.
+    dry = cli("app", "sync", name, "--dry-run", "--prune", "--timeout", "60").stdout
+    assert "ConfigMap/extra: Pruned configmap/extra pruned (dry run)" in dry, dry
+    assert "Deployment/web: Synced deployment.apps/web configured (dry run)" in dry, dry
+    assert "extra" in cli("app", "diff", name, check=1).stdout
     # The app stays OutOfSync (the ConfigMap waits for --prune), yet the sync is done.
     proc = cli("app", "sync", name, "--timeout", "60")
     assert "ConfigMap/extra: requires pruning (sync with --prune)" in proc.stdout, proc.stdout
     assert "OutOfSync" in cli("app", "get", name).stdout
+    # Operations record the user who asked for them.
+    status = json.loads(cli("app", "get", name, "-o", "json").stdout)["status"]
+    assert status["operationState"]["operation"]["initiatedBy"] == {"username": "admin"}
+    assert status["history"][-1]["initiatedBy"] == {"username": "admin"}

@@ -400,6 +400,7 @@ def create_app(
             dry_run=b.dryRun,
             options=tuple(b.syncOptions),
             resources=tuple(b.resources),
+            username=who.subject,
         )
         return await svc.sync(appNamespace, name, req)
 
@@ -412,7 +413,12 @@ def create_app(
     ) -> dict[str, Any]:
         allow(who, "applications", "sync", app_obj(appNamespace, name))
         return await svc.rollback(
-            appNamespace, name, history_id=body.id, prune=body.prune, dry_run=body.dryRun
+            appNamespace,
+            name,
+            history_id=body.id,
+            prune=body.prune,
+            dry_run=body.dryRun,
+            username=who.subject,
         )
 
     @api.post("/api/v1/applications/{name}/refresh", tags=["applications"])

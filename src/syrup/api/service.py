@@ -66,6 +66,8 @@ class SyncRequest:
     dry_run: bool = False
     options: tuple[str, ...] = ()
     resources: tuple[Mapping[str, str], ...] = ()
+    #: Who asked (recorded as ``initiatedBy.username`` in the operation and history).
+    username: str = "syrup-api"
 
 
 def _repo_urls(spec: Mapping[str, Any]) -> list[str]:
@@ -512,7 +514,7 @@ class Service:
                 **({"syncOptions": list(req.options)} if req.options else {}),
                 **({"resources": [dict(r) for r in req.resources]} if req.resources else {}),
             },
-            "initiatedBy": {"username": "syrup-api"},
+            "initiatedBy": {"username": req.username},
         }
         res = self._res(models.API_VERSION, "Application")
         updated = await self.client.merge_patch(
@@ -523,7 +525,14 @@ class Service:
         return updated
 
     async def rollback(
-        self, namespace: str | None, name: str, *, history_id: int, prune: bool, dry_run: bool
+        self,
+        namespace: str | None,
+        name: str,
+        *,
+        history_id: int,
+        prune: bool,
+        dry_run: bool,
+        username: str = "syrup-api",
     ) -> Obj:
         app = self.get_app(namespace, name)
         if ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated") is not None:
@@ -537,7 +546,12 @@ class Service:
         return await self.sync(
             namespace,
             name,
-            SyncRequest(revision=str(entry.get("revision") or ""), prune=prune, dry_run=dry_run),
+            SyncRequest(
+                revision=str(entry.get("revision") or ""),
+                prune=prune,
+                dry_run=dry_run,
+                username=username,
+            ),
         )
 
     async def refresh(self, namespace: str | None, name: str, *, hard: bool) -> Obj:

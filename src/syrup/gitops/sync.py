@@ -571,7 +571,7 @@ class Syncer:
                 failures,
             )
         if opts.dry_run:
-            return Outcome(Phase.SUCCEEDED, "dry run succeeded", [])
+            return Outcome(Phase.SUCCEEDED, "dry run succeeded", self._dry_run_results(targets))
 
         results: list[ResourceResult] = []
         if opts.create_namespace and opts.namespace:
@@ -595,6 +595,27 @@ class Syncer:
                 results,
             )
         return Outcome(Phase.SUCCEEDED, "successfully synced (all tasks run)", results)
+
+    def _dry_run_results(self, targets: list[Target]) -> list[ResourceResult]:
+        """What the sync would do to each resource, as Argo CD reports a dry run."""
+        results = []
+        for target in targets:
+            if target.hook:
+                continue
+            verb = "configured" if self.cache.get(target.key) is not None else "created"
+            results.append(_result(target, ResultCode.SYNCED, f"{target.display} {verb} (dry run)"))
+        prunes = None if self.opts.subset else self._prune_plan(targets)
+        for group in prunes.take_rest() if prunes is not None else []:
+            for obj in group:
+                key = kcache.key_of(obj)
+                version = str(obj.get("apiVersion", "")).rpartition("/")[2]
+                if self.opts.prune and _resource_options(obj).may_prune:
+                    code, message = ResultCode.PRUNED, f"{key.kind.lower()}/{key.name} pruned"
+                    message += " (dry run)"
+                else:
+                    code, message = ResultCode.PRUNE_SKIPPED, "ignored (requires pruning)"
+                results.append(ResourceResult(key, version, code, message))
+        return results
 
     async def _dry_run_all(
         self, targets: list[Target], creatable: set[str]
