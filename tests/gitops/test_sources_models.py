@@ -74,11 +74,11 @@ def test_sources_win_over_source_and_every_repository_is_listed() -> None:
     ("sources", "where"),
     [
         (
-            [{"repoURL": "r", "helm": {"valueFiles": ["$nope/v.yaml"]}}],
+            [{"repoURL": "https://git.example/r", "helm": {"valueFiles": ["$nope/v.yaml"]}}],
             "spec.sources[0].helm.valueFiles[0]",
         ),
         ([GIT], "spec.sources"),
-        ([GIT, GIT, {"repoURL": "r", "path": "p"}], "spec.sources[0].ref"),
+        ([GIT, GIT, {"repoURL": "https://git.example/r", "path": "p"}], "spec.sources[0].ref"),
         ([{**GIT, "ref": "has/slash"}], "spec.sources[0].ref"),
         ("one", "spec.sources"),
     ],
@@ -97,12 +97,13 @@ def test_a_ref_source_with_a_path_renders_too() -> None:
 def test_manifest_generate_paths_are_split_on_semicolons() -> None:
     parsed = models.parse_application(
         app(
-            {"source": {"repoURL": "r", "path": "apps/a"}},
+            {"source": {"repoURL": "https://git.example/r", "path": "apps/a"}},
             {models.GENERATE_PATHS_ANNOTATION: ".; /shared/config ;"},
         )
     )
     assert parsed.generate_paths == (".", "/shared/config")
-    unset = models.parse_application(app({"source": {"repoURL": "r", "path": "apps/a"}}))
+    source = {"repoURL": "https://git.example/r", "path": "apps/a"}
+    unset = models.parse_application(app({"source": source}))
     assert unset.generate_paths is None
 
 
@@ -129,3 +130,21 @@ def test_a_push_to_any_source_of_a_multi_source_app_concerns_it() -> None:
     assert webhooks.matching_apps(push, [multi, single]) == [("argocd", "a")]
     elsewhere = webhooks.Push(push.provider, push.urls, "refs/heads/dev", "main")
     assert webhooks.matching_apps(elsewhere, [multi, single]) == []
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "github.com/acme/apps", "../apps"])
+def test_a_git_source_that_is_not_a_url_is_refused_rather_than_read_as_a_local_path(
+    url: str,
+) -> None:
+    with pytest.raises(models.InvalidSpec) as err:
+        models.parse_application(app({"source": {"repoURL": url, "path": "."}}))
+    assert err.value.where == "spec.source.repoURL"
+    assert "is not a repository URL" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://h/r.git", "file:///srv/r.git", "git@github.com:a/b.git", "/srv/r.git"]
+)
+def test_urls_git_reads_as_remotes_are_accepted(url: str) -> None:
+    parsed = models.parse_application(app({"source": {"repoURL": url, "path": "."}}))
+    assert parsed.source.repo_url == url

@@ -270,6 +270,11 @@ def _chart_repo(repo: str) -> str:
     return f"oci://{repo.rstrip('/')}"
 
 
+#: What git reads as a remote: a URL with a scheme, scp-like ``user@host:path``, or an
+#: absolute local path.
+_GIT_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|[^/:@\s]+@[^/:\s]+:|/)")
+
+
 def _source(raw: Mapping[str, Any], where: str) -> Source:
     repo = _str(raw, "repoURL", where)
     if not repo:
@@ -278,6 +283,13 @@ def _source(raw: Mapping[str, Any], where: str) -> Source:
     ref = _str(raw, "ref", where).strip()
     if ref and not re.fullmatch(r"[A-Za-z0-9_-]+", ref):
         raise InvalidSpec("a ref is a name of letters, digits, '-' and '_'", where=f"{where}.ref")
+    if not chart and not _GIT_URL.match(repo):
+        # git would take anything else as a path relative to the controller's directory.
+        raise InvalidSpec(
+            f"{repo!r} is not a repository URL: use scheme://..., user@host:path or an "
+            "absolute path",
+            where=f"{where}.repoURL",
+        )
     if chart:
         if "/" in chart or chart.startswith("."):
             raise InvalidSpec("a chart is a name, not a path", where=f"{where}.chart")
