@@ -105,8 +105,13 @@ def test_app_lifecycle_from_the_cli(up: Up, cli: Any, cluster: Cluster, tmp_path
     history = json.loads(cli("app", "history", name, "-o", "json").stdout)
     assert history[0]["id"] == 0
     cli("app", "refresh", name, "--hard")
-    cli("app", "rollback", name, "0")
-    cli("app", "wait", name, "--operation", "--timeout", "120")
+    rolled = cli("app", "rollback", name, "0", "--timeout", "120")
+    assert f"application '{name}' rolled back to 0" in rolled.stdout
+    # Without an id, the deploy before the latest, as `argocd app rollback` does.
+    entries = json.loads(cli("app", "history", name, "-o", "json").stdout)
+    again = cli("app", "rollback", name, "--timeout", "120")
+    assert f"rolled back to {entries[-2]['id']}" in again.stdout
+    assert len(json.loads(cli("app", "history", name, "-o", "json").stdout)) == len(entries) + 1
     assert cli("app", "terminate-op", name, check=2).stderr
 
     cli("app", "set", name, "--sync-policy", "automated", "--self-heal", "--auto-prune")

@@ -836,18 +836,46 @@ def app_history(
 @app_cmd.command("rollback")
 def app_rollback(
     name: str,
-    history_id: int = typer.Argument(..., help="History ID to roll back to."),
+    history_id: int | None = typer.Argument(
+        None, help="History ID to roll back to (default: the deploy before the latest)."
+    ),
     prune: bool = typer.Option(False, "--prune"),
     dry_run: bool = typer.Option(False, "--dry-run"),
+    timeout: float = typer.Option(300, "--timeout", help="Seconds to wait."),
+    is_async: bool = typer.Option(False, "--async", help="Do not wait for the result."),
     server: str | None = SERVER,
     auth_token: str | None = TOKEN,
 ) -> None:
-    """Roll back to a previous deploy (the app must not have automated sync)."""
-    api(server, auth_token).post(
+    """Roll back to a previous deploy and follow it (the app must not have automated sync)."""
+    client = api(server, auth_token)
+    before = client.get(f"/api/v1/applications/{name}")
+    if history_id is None:
+        entries = (before.get("status") or {}).get("history") or []
+        if len(entries) < 2:
+            fail(f"application '{name}' has no earlier deploy to roll back to")
+        history_id = int(entries[-2]["id"])
+    started_before = ((before.get("status") or {}).get("operationState") or {}).get("startedAt")
+    client.post(
         f"/api/v1/applications/{name}/rollback",
         json={"id": history_id, "prune": prune, "dryRun": dry_run},
     )
-    out.print(f"rollback of '{name}' to {history_id} requested")
+    if is_async:
+        out.print(f"rollback of '{name}' to {history_id} requested")
+        return
+
+    def finished(app: dict[str, Any]) -> bool | None:
+        op = app["status"]["operationState"]
+        if app.get("operation") is not None or op.get("startedAt") == started_before:
+            return None
+        if op.get("phase") in ("Failed", "Error"):
+            return False
+        return True if op.get("phase") == "Succeeded" else None
+
+    result = _follow(client, name, timeout=timeout, done=finished, previous=started_before or "")
+    op = result["status"]["operationState"]
+    if not result["_ok"]:
+        fail(f"rollback {op.get('phase')}: {op.get('message', '')}", FAILED)
+    out.print(f"application '{name}' rolled back to {history_id}: {op.get('message', '')}")
 
 
 @app_cmd.command("manifests")
