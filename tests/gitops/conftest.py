@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,3 +102,12 @@ def git_rewrite(git_home: Path) -> Callable[[str, Repo], None]:
             f.write(f'[url "{repo.bare}"]\n\tinsteadOf = {url}\n')
 
     return rewrite
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory the controller's credential files go to, for this test only."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    return tmp

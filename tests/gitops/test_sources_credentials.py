@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,15 +99,6 @@ def private_url(make_repo: Callable[..., Repo]) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/{repo.bare.name}"
     server.shutdown()
     thread.join(timeout=10)
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The temporary directory the controller's credential files go to, for this test only."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    return tmp
 
 
 @pytest.fixture
