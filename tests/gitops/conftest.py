@@ -11,10 +11,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import Cluster
+from tests.gitops import harness
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = (ROOT / ".." / "shared" / "corpus").resolve()
@@ -111,3 +114,13 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     return tmp
+
+
+@pytest.fixture
+def private_running(
+    cluster: Cluster, ns: str, tmp_path: Path, git_home: Path, private_tmp: Path
+) -> Iterator[harness.Running]:
+    """A controller for ``ns`` whose credential files go to ``private_tmp``."""
+    run = harness.Running(harness.settings(cluster.kubeconfig, tmp_path / "data", ns))
+    yield run
+    run.stop()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from syrup.gitops import controller as gcontroller
+from syrup.gitops import credentials
 
 T = TypeVar("T")
 
@@ -137,6 +138,32 @@ def wait_for(
                 return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def wait_condition(
+    client: httpx.Client, namespace: str, name: str, kind: str, *, timeout: float = 60
+) -> dict[str, Any]:
+    """Wait for the app's condition of type ``kind``; return it."""
+
+    def probe() -> dict[str, Any] | None:
+        conds = (get_app(client, namespace, name).get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c.get("type") == kind), None)
+
+    return wait_for(f"a {kind} condition on {name}", probe, timeout=timeout)
+
+
+def repo_secret(namespace: str, name: str, kind: str, **data: str) -> dict[str, Any]:
+    """A ``repository`` or ``repo-creds`` Secret as Argo CD labels them."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {credentials.SECRET_TYPE_LABEL: kind},
+        },
+        "stringData": data,
+    }
 
 
 def app_state(app: dict[str, Any]) -> tuple[str, str]:

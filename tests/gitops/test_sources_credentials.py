@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from syrup.gitops import credentials
 from tests.conftest import Cluster
 from tests.gitops import harness
 from tests.gitops.conftest import EXAMPLES, Repo
@@ -101,21 +100,12 @@ def private_url(make_repo: Callable[..., Repo]) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture
-def running(
-    cluster: Cluster, ns: str, tmp_path: Path, git_home: Path, private_tmp: Path
-) -> Iterator[harness.Running]:
-    run = harness.Running(harness.settings(cluster.kubeconfig, tmp_path / "data", ns))
-    yield run
-    run.stop()
-
-
 def test_a_private_repository_fails_clearly_without_its_secret_and_syncs_with_it(
     cluster: Cluster,
     ns: str,
     private_url: str,
     private_tmp: Path,
-    running: harness.Running,
+    private_running: harness.Running,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -126,12 +116,7 @@ def test_a_private_repository_fails_clearly_without_its_secret_and_syncs_with_it
         )
         harness.apply_app(client, app)
 
-        def condition() -> str | None:
-            status = harness.get_app(client, ns, name).get("status") or {}
-            found = [c for c in status.get("conditions") or [] if c["type"] == "ComparisonError"]
-            return found[0]["message"] if found else None
-
-        message = harness.wait_for("a ComparisonError", condition)
+        message = harness.wait_condition(client, ns, name, "ComparisonError")["message"]
         assert private_url in message and "Authentication failed" in message
 
         # A credential template for the host and a repository Secret for this URL: the exact
@@ -140,18 +125,11 @@ def test_a_private_repository_fails_clearly_without_its_secret_and_syncs_with_it
             ("repo-creds", "host", private_url.rsplit("/", 1)[0], WRONG),
             ("repository", "private", private_url, PASSWORD),
         ):
-            secret = {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": secret_name,
-                    "namespace": ns,
-                    "labels": {credentials.SECRET_TYPE_LABEL: kind},
-                },
-                "stringData": {"url": url, "username": USER, "password": password},
-            }
+            secret = harness.repo_secret(
+                ns, secret_name, kind, url=url, username=USER, password=password
+            )
             harness.apply(client, secret, f"/api/v1/namespaces/{ns}/secrets")
-        running.run(lambda: running.controller.refresh(ns, name))
+        private_running.run(lambda: private_running.controller.refresh(ns, name))
         app = harness.wait_synced_healthy(client, ns, name)
 
     assert not app["status"].get("conditions")

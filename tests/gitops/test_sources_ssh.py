@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from syrup.gitops import credentials
 from syrup.gitops.controller import KNOWN_HOSTS_CM
 from tests.conftest import Cluster
 from tests.gitops import harness
@@ -106,49 +105,28 @@ def ssh_server(make_repo: Callable[..., Repo], tmp_path: Path) -> Iterator[SshSe
         log.close()
 
 
-@pytest.fixture
-def running(
-    cluster: Cluster, ns: str, tmp_path: Path, git_home: Path, private_tmp: Path
-) -> Iterator[harness.Running]:
-    run = harness.Running(harness.settings(cluster.kubeconfig, tmp_path / "data", ns))
-    yield run
-    run.stop()
-
-
 def test_an_ssh_repository_needs_its_known_host_then_syncs_with_the_secrets_key(
     cluster: Cluster,
     ns: str,
     ssh_server: SshServer,
     private_tmp: Path,
-    running: harness.Running,
+    private_running: harness.Running,
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     name = f"{ns}-ssh"
     with cluster.client() as client:
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": "ssh-repo",
-                "namespace": ns,
-                "labels": {credentials.SECRET_TYPE_LABEL: "repository"},
-            },
-            "stringData": {"url": ssh_server.url, "sshPrivateKey": ssh_server.client_key},
-        }
+        secret = harness.repo_secret(
+            ns, "ssh-repo", "repository", url=ssh_server.url, sshPrivateKey=ssh_server.client_key
+        )
         harness.apply(client, secret, f"/api/v1/namespaces/{ns}/secrets")
         app = harness.application(
             name, ns, repo=ssh_server.url, path="guestbook", dest=name, automated={}
         )
         harness.apply_app(client, app)
 
-        def condition() -> str | None:
-            status = harness.get_app(client, ns, name).get("status") or {}
-            found = [c for c in status.get("conditions") or [] if c["type"] == "ComparisonError"]
-            return found[0]["message"] if found else None
-
         # The key is right but the host is unknown: strict host key checking refuses it.
-        message = harness.wait_for("a ComparisonError", condition)
+        message = harness.wait_condition(client, ns, name, "ComparisonError")["message"]
         assert "Host key verification failed" in message, message
 
         known_hosts = {
@@ -160,9 +138,9 @@ def test_an_ssh_repository_needs_its_known_host_then_syncs_with_the_secrets_key(
         harness.apply(client, known_hosts, f"/api/v1/namespaces/{ns}/configmaps")
         harness.wait_for(
             "the known hosts in the controller's cache",
-            lambda: running.controller._known_hosts() == ssh_server.known_hosts,
+            lambda: private_running.controller._known_hosts() == ssh_server.known_hosts,
         )
-        running.run(lambda: running.controller.refresh(ns, name))
+        private_running.run(lambda: private_running.controller.refresh(ns, name))
         app = harness.wait_synced_healthy(client, ns, name)
 
     assert not app["status"].get("conditions")
