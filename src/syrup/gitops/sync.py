@@ -607,14 +607,14 @@ class Syncer:
         prunes = None if self.opts.subset else self._prune_plan(targets)
         for group in prunes.take_rest() if prunes is not None else []:
             for obj in group:
-                key = kcache.key_of(obj)
-                version = str(obj.get("apiVersion", "")).rpartition("/")[2]
-                if self.opts.prune and _resource_options(obj).may_prune:
-                    code, message = ResultCode.PRUNED, f"{key.kind.lower()}/{key.name} pruned"
-                    message += " (dry run)"
-                else:
-                    code, message = ResultCode.PRUNE_SKIPPED, "ignored (requires pruning)"
-                results.append(ResourceResult(key, version, code, message))
+                skipped = self._prune_skipped(obj)
+                key, version = kcache.key_of(obj), _version_of(obj)
+                results.append(
+                    skipped
+                    or ResourceResult(
+                        key, version, ResultCode.PRUNED, f"{_display(key)} pruned (dry run)"
+                    )
+                )
         return results
 
     async def _dry_run_all(
@@ -777,16 +777,10 @@ class Syncer:
         """Delete ``objs`` (one wave's worth) unless pruning is off or the object opts out."""
         # Prune in reverse sync order: dependents before what they depend on.
         for obj in sorted(objs, key=order.sort_key, reverse=True):
-            key = kcache.key_of(obj)
-            version = str(obj.get("apiVersion", "")).rpartition("/")[2]
-            display = f"{key.kind.lower()}/{key.name}"
-            keep = not _resource_options(obj).may_prune
-            if not self.opts.prune or keep:
-                results.append(
-                    ResourceResult(
-                        key, version, ResultCode.PRUNE_SKIPPED, "ignored (requires pruning)"
-                    )
-                )
+            key, version = kcache.key_of(obj), _version_of(obj)
+            skipped = self._prune_skipped(obj)
+            if skipped is not None:
+                results.append(skipped)
                 continue
             res = self.cache.discovery.by_group_kind(key.group, key.kind)
             if res is None:
@@ -804,12 +798,33 @@ class Syncer:
                 results.append(ResourceResult(key, version, ResultCode.SYNC_FAILED, exc.message))
                 continue
             self.cache.forget(key)
-            results.append(ResourceResult(key, version, ResultCode.PRUNED, f"{display} pruned"))
+            results.append(
+                ResourceResult(key, version, ResultCode.PRUNED, f"{_display(key)} pruned")
+            )
+
+    def _prune_skipped(self, obj: dict[str, Any]) -> ResourceResult | None:
+        """The result for an object left in place (pruning off, or the object opts out)."""
+        if self.opts.prune and _resource_options(obj).may_prune:
+            return None
+        return ResourceResult(
+            kcache.key_of(obj),
+            _version_of(obj),
+            ResultCode.PRUNE_SKIPPED,
+            "ignored (requires pruning)",
+        )
 
     def _propagation(self) -> str:
         # NB: Argo CD's default is foreground; Syrup keeps background unless the app asks.
         chosen = self.opts.app.prune_propagation
         return chosen.api_value if chosen is not None else "Background"
+
+
+def _version_of(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("apiVersion", "")).rpartition("/")[2]
+
+
+def _display(key: kcache.Key) -> str:
+    return f"{key.kind.lower()}/{key.name}"
 
 
 def _resource_options(obj: Mapping[str, Any]) -> options.SyncOptions:
