@@ -109,9 +109,14 @@ def test_rollback_restores_a_revision_and_the_pause_flag_holds_automation_until_
     # With the pause flag the rollback runs and the pause is recorded.
     patch_app(cluster, ns, name, {"operation": {"rollback": {"id": 0, "pauseAutomation": True}}})
     harness.wait_for("image 1.25 again", lambda: image(cluster, dest) == "nginx:1.25")
+    # NB: the pause is written before the rollback's own result: wait for both.
     after = harness.wait_for(
-        "the pause in status",
-        lambda: status(cluster, ns, name).get("automationPaused") and status(cluster, ns, name),
+        "the pause and the rollback's result in status",
+        lambda: (
+            (st := status(cluster, ns, name)).get("automationPaused")
+            and (st.get("operationState") or {}).get("syncResult", {}).get("revision") == first
+            and st
+        ),
     )
     assert after["operationState"]["phase"] == "Succeeded"
     assert after["operationState"]["syncResult"]["revision"] == first
